@@ -1,0 +1,324 @@
+"""Split jobs, their stems, and the webhook deliveries that moved them.
+
+Remote state is mirrored (status, progress, credits, errors), status only moves
+forward, and that rule is enforced in one place: :meth:`SplitJob.advance`, a
+conditional UPDATE, so a late webhook and a poll racing each other cannot move a
+job backwards whatever order they land in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_aistemsplitter import contract
+from django_aistemsplitter.compat import check_constraint
+from django_aistemsplitter.exceptions import InvalidTransitionError
+from django_aistemsplitter.storage import audio_upload_to, get_storage, stem_upload_to
+
+
+class SplitStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SUBMITTED = "submitted", _("Submitted")
+    PROCESSING = "processing", _("Processing")
+    DOWNLOADING = "downloading", _("Downloading stems")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+#: Position of each status; a job may only move to a higher rank.
+STATUS_RANK: dict[str, int] = {
+    SplitStatus.PENDING: 0,
+    SplitStatus.SUBMITTED: 1,
+    SplitStatus.PROCESSING: 2,
+    SplitStatus.DOWNLOADING: 3,
+    SplitStatus.SUCCEEDED: 4,
+    SplitStatus.FAILED: 4,
+    SplitStatus.CANCELLED: 4,
+}
+TERMINAL = frozenset({SplitStatus.SUCCEEDED, SplitStatus.FAILED, SplitStatus.CANCELLED})
+ACTIVE = frozenset(set(SplitStatus) - TERMINAL)
+#: The one sanctioned way back: a failed or cancelled job may be retried.
+RETRYABLE = frozenset({SplitStatus.FAILED, SplitStatus.CANCELLED})
+
+
+def statuses_before(status: str) -> list[str]:
+    """Statuses from which ``status`` is a forward move."""
+    rank = STATUS_RANK[status]
+    return [s for s, r in STATUS_RANK.items() if r < rank]
+
+
+class OutputFormat(models.TextChoices):
+    WAV = "wav", "WAV"
+    FLAC = "flac", "FLAC"
+    MP3 = "mp3", "MP3"
+
+
+class SplitJobQuerySet(models.QuerySet["SplitJob"]):
+    def active(self) -> SplitJobQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+    def for_object(self, obj: models.Model) -> SplitJobQuerySet:
+        return self.filter(
+            content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk)
+        )
+
+    def visible_to(self, user: Any) -> SplitJobQuerySet:
+        """Staff see every job; others only their own."""
+        if getattr(user, "is_staff", False):
+            return self
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(owner=user)
+
+
+def _new_idempotency_key() -> str:
+    return uuid.uuid4().hex
+
+
+class SplitJob(models.Model):
+    """One request to split one piece of audio into stems."""
+
+    Status = SplitStatus
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="aistemsplitter_jobs",
+    )
+    # The user's own object this split belongs to (e.g. a Track), if any.
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("source type")
+    )
+    object_id = models.CharField(_("source id"), max_length=64, blank=True, default="")
+    source = GenericForeignKey("content_type", "object_id")
+    source_field = models.CharField(_("source field"), max_length=100, blank=True, default="")
+
+    audio = models.FileField(
+        _("audio"), upload_to=audio_upload_to, storage=get_storage, max_length=500, blank=True
+    )
+    source_url = models.URLField(_("source URL"), max_length=2000, blank=True, default="")
+    original_filename = models.CharField(_("file name"), max_length=255, blank=True, default="")
+
+    stem_model = models.CharField(_("model"), max_length=64)
+    output_format = models.CharField(
+        _("output format"),
+        max_length=8,
+        choices=OutputFormat.choices,
+        default=contract.DEFAULT_OUTPUT_FORMAT,
+    )
+    backend = models.CharField(_("backend"), max_length=200)
+    remote_id = models.CharField(_("remote id"), max_length=128, blank=True, default="")
+
+    status = models.CharField(
+        _("status"), max_length=16, choices=SplitStatus.choices, default=SplitStatus.PENDING
+    )
+    progress = models.FloatField(
+        _("progress"), default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    error_code = models.CharField(_("error code"), max_length=64, blank=True, default="")
+    error_message = models.TextField(_("error message"), blank=True, default="")
+
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
+    credits_used = models.FloatField(_("credits used"), null=True, blank=True)
+    estimated_cost = models.DecimalField(
+        _("estimated cost (USD)"), max_digits=10, decimal_places=4, null=True, blank=True
+    )
+
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=64, unique=True, default=_new_idempotency_key,
+        editable=False,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+
+    objects: ClassVar[SplitJobQuerySet] = SplitJobQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        verbose_name = _("split job")
+        verbose_name_plural = _("split jobs")
+        ordering = ("-created_at",)
+        get_latest_by = "created_at"
+        indexes = [
+            models.Index(fields=["status", "updated_at"], name="aiss_job_status_updated"),
+            models.Index(fields=["owner", "-created_at"], name="aiss_job_owner_created"),
+            models.Index(fields=["content_type", "object_id"], name="aiss_job_source"),
+            models.Index(fields=["stem_model"], name="aiss_job_model"),
+            models.Index(fields=["-created_at"], name="aiss_job_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["backend", "remote_id"],
+                condition=~models.Q(remote_id=""),
+                name="aiss_job_unique_remote_id",
+            ),
+            check_constraint(
+                models.Q(progress__gte=0.0) & models.Q(progress__lte=1.0),
+                name="aiss_job_progress_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        name = self.original_filename or self.source_url or str(self.pk)[:8]
+        return f"{name} ({self.stem_model}, {self.get_status_display()})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def display_name(self) -> str:
+        return self.original_filename or self.source_url.rsplit("/", 1)[-1] or str(self.pk)
+
+    def advance(self, status: str, **fields: Any) -> bool:
+        """Move to ``status`` (and set ``fields``) only if that is a forward move.
+
+        Runs as one conditional UPDATE so concurrent writers cannot interleave; on
+        success the instance is updated too. Returns False (changing nothing) when
+        the job is already at or past ``status``. Moving to the same non-terminal
+        status is allowed, to record progress.
+        """
+        allowed = statuses_before(status)
+        if status not in TERMINAL:
+            allowed.append(status)
+        now = timezone.now()
+        values = {"status": status, "updated_at": now, **fields}
+        if status in TERMINAL:
+            values.setdefault("finished_at", now)
+        if status == SplitStatus.SUBMITTED:
+            values.setdefault("submitted_at", now)
+        updated = type(self).objects.filter(pk=self.pk, status__in=allowed).update(**values)
+        if updated:
+            for key, value in values.items():
+                setattr(self, key, value)
+        return bool(updated)
+
+    def advance_or_raise(self, status: str, **fields: Any) -> None:
+        if not self.advance(status, **fields):
+            self.refresh_from_db(fields=["status"])
+            raise InvalidTransitionError(
+                f"split job {self.pk} cannot move from {self.status!r} to {status!r}"
+            )
+
+    def reset_for_retry(self) -> bool:
+        """Failed/cancelled -> pending with a fresh idempotency key and no remote id.
+
+        The new key makes the next submit a new remote split rather than a replay
+        of the failed one.
+        """
+        updated = type(self).objects.filter(pk=self.pk, status__in=RETRYABLE).update(
+            status=SplitStatus.PENDING,
+            progress=0.0,
+            error_code="",
+            error_message="",
+            remote_id="",
+            finished_at=None,
+            idempotency_key=_new_idempotency_key(),
+            updated_at=timezone.now(),
+        )
+        if updated:
+            self.refresh_from_db()
+        return bool(updated)
+
+    def estimate_cost(self, price_per_minute: Decimal) -> Decimal | None:
+        if self.duration_seconds is None:
+            return None
+        minutes = Decimal(str(self.duration_seconds)) / Decimal(60)
+        return (minutes * price_per_minute).quantize(Decimal("0.0001"))
+
+
+stem_name_validator = RegexValidator(
+    contract.STEM_NAME_RE, _("Stem names are lowercase letters, digits and underscores.")
+)
+
+
+class Stem(models.Model):
+    """One separated source of a job, stored in the configured storage."""
+
+    job = models.ForeignKey(
+        SplitJob, on_delete=models.CASCADE, related_name="stems", verbose_name=_("job")
+    )
+    name = models.CharField(_("name"), max_length=32, validators=[stem_name_validator])
+    file = models.FileField(
+        _("file"), upload_to=stem_upload_to, storage=get_storage, max_length=500
+    )
+    format = models.CharField(_("format"), max_length=8, blank=True, default="")
+    size = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True, default="")
+    duration_seconds = models.FloatField(_("duration (s)"), null=True, blank=True)
+    sample_rate = models.PositiveIntegerField(_("sample rate"), null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(_("channels"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("stem")
+        verbose_name_plural = _("stems")
+        ordering = ("job", "id")
+        constraints = [
+            models.UniqueConstraint(fields=["job", "name"], name="aiss_stem_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.job_id}"
+
+
+class WebhookOutcome(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSED = "processed", _("Processed")
+    DUPLICATE = "duplicate", _("Duplicate")
+    IGNORED = "ignored", _("Ignored (stale or backwards)")
+    UNKNOWN_JOB = "unknown_job", _("No matching job")
+    ERROR = "error", _("Error")
+
+
+class WebhookEvent(models.Model):
+    """Every verified webhook delivery; the unique event id makes duplicates harmless."""
+
+    Outcome = WebhookOutcome
+
+    event_id = models.CharField(_("event id"), max_length=128, unique=True)
+    type = models.CharField(_("type"), max_length=64)
+    remote_id = models.CharField(_("remote split id"), max_length=128, db_index=True)
+    remote_status = models.CharField(_("remote status"), max_length=16, blank=True, default="")
+    job = models.ForeignKey(
+        SplitJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="webhook_events",
+        verbose_name=_("job"),
+    )
+    payload = models.JSONField(_("payload"))
+    deliveries = models.PositiveIntegerField(_("deliveries"), default=1)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=WebhookOutcome.choices, default=WebhookOutcome.RECEIVED
+    )
+    received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+        ordering = ("-received_at",)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.remote_id} ({self.event_id})"
