@@ -1,0 +1,104 @@
+"""The interface every separation engine implements.
+
+An engine is pure computation: decoded float32 audio in (channels x samples),
+named stems out at the same sample rate and length. File formats, resampling and
+storage live elsewhere (:mod:`.audio`), so engines stay easy to test and swap.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from django_aistemsplitter.exceptions import UnsupportedModelError
+
+#: Called with a fraction in [0, 1] as work advances.
+ProgressCallback = Callable[[float], None]
+Stems = dict[str, np.ndarray]
+
+
+def _no_progress(_fraction: float) -> None:
+    return None
+
+
+class Engine(abc.ABC):
+    """Base class of separation engines.
+
+    Subclasses set ``name``, ``models`` (model name -> stem names) and
+    ``default_model``, and implement :meth:`separate_array`.
+    """
+
+    name: ClassVar[str]
+    models: ClassVar[Mapping[str, tuple[str, ...]]]
+    default_model: ClassVar[str]
+    #: Sample rate the engine works at; ``None`` means any rate.
+    sample_rate: ClassVar[int | None] = None
+    #: Channel count the engine works with; ``None`` means any.
+    channels: ClassVar[int | None] = None
+    #: Length of the blocks :func:`~.files.separate_file` streams through the engine,
+    #: in seconds: bounds memory (audio and activations) whatever the file's length.
+    segment_seconds: ClassVar[float] = 30.0
+    #: Overlap between consecutive blocks, cross-faded so seams are inaudible.
+    overlap_seconds: ClassVar[float] = 2.0
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+
+    def serves(self, model: str) -> bool:
+        return model in self.models
+
+    def stem_names(self, model: str) -> tuple[str, ...]:
+        self.check_model(model)
+        return tuple(self.models[model])
+
+    def check_model(self, model: str) -> None:
+        """Raise :class:`UnsupportedModelError` naming the engines that do serve ``model``."""
+        if self.serves(model):
+            return
+        from django_aistemsplitter.engines import engines_serving
+
+        others = [name for name in engines_serving(model) if name != self.name]
+        hint = (
+            f" Engines that serve it: {', '.join(others)}."
+            if others
+            else " No installed engine serves it."
+        )
+        raise UnsupportedModelError(
+            f"The {self.name!r} engine does not serve model {model!r}; it serves "
+            f"{', '.join(sorted(self.models))}.{hint}"
+        )
+
+    def separate(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        model: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Stems:
+        """Separate ``audio`` (channels x samples, float32) into named stems.
+
+        Every stem has the input's shape; the model defaults to ``default_model``.
+        """
+        model = model or self.default_model
+        self.check_model(model)
+        if audio.ndim != 2:
+            raise ValueError(f"audio must be 2-D (channels x samples), got shape {audio.shape}")
+        stems = self.separate_array(
+            np.ascontiguousarray(audio, dtype=np.float32),
+            sample_rate,
+            model,
+            progress or _no_progress,
+        )
+        missing = set(self.models[model]) - set(stems)
+        if missing:
+            raise RuntimeError(f"engine {self.name!r} did not return stems {sorted(missing)}")
+        return {name: stems[name] for name in self.models[model]}
+
+    @abc.abstractmethod
+    def separate_array(
+        self, audio: np.ndarray, sample_rate: int, model: str, progress: ProgressCallback
+    ) -> Stems:
+        """Do the work; ``model`` is already validated."""
