@@ -1,0 +1,720 @@
+"""The webhook receiver: signed raw bodies through Django's test client, on PostgreSQL.
+
+The Celery boundary is replaced by recording fakes (``tasks`` fixture); the real
+worker path is covered elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.urls import include, path, resolve, reverse
+
+from django_aistemsplitter import contract
+from django_aistemsplitter.client.signing import sign_payload
+from django_aistemsplitter.client.types import derived_event_id
+from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.models import SplitJob, SplitStatus, WebhookEvent
+from django_aistemsplitter.signals import webhook_received
+from django_aistemsplitter.webhooks import get_webhook_url, process_unmatched
+
+urlpatterns = [path("aistemsplitter/", include("django_aistemsplitter.urls"))]
+
+pytestmark = [pytest.mark.urls(__name__)]
+
+URL = "/aistemsplitter/webhook/"
+SECRET = "whsec_test_primary_0123456789abcdef"
+OLD_SECRET = "whsec_test_rotated_out_fedcba9876543210"
+SPLIT_ID = "split_abc123"
+
+
+# --- fixtures -----------------------------------------------------------------------
+
+
+class FakeTask:
+    """Stands in for a Celery task: records every way of sending it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = f"django_aistemsplitter.tasks.{name}"
+        self.calls: list[tuple[Any, ...]] = []
+
+    def delay(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(args)
+
+    def apply_async(self, args: Any = (), kwargs: Any = None, **options: Any) -> None:
+        self.calls.append(tuple(args or ()))
+
+
+class FakeTasks:
+    def __init__(self) -> None:
+        self.refresh_split = FakeTask("refresh_split")
+        self.ingest_split = FakeTask("ingest_split")
+
+
+@pytest.fixture
+def tasks(monkeypatch: pytest.MonkeyPatch) -> FakeTasks:
+    """Replace ``refresh_split``/``ingest_split`` with recorders.
+
+    If ``django_aistemsplitter.tasks`` is not importable (yet), a stub module with
+    an ``enqueue_on_commit`` that sends on commit stands in for it.
+    """
+    try:
+        module: Any = importlib.import_module("django_aistemsplitter.tasks")
+    except ImportError:
+        module = types.ModuleType("django_aistemsplitter.tasks")
+
+        def enqueue_on_commit(task: Any, *args: Any) -> None:
+            transaction.on_commit(lambda: task.delay(*args))
+
+        module.enqueue_on_commit = enqueue_on_commit
+        monkeypatch.setitem(sys.modules, "django_aistemsplitter.tasks", module)
+    fake = FakeTasks()
+    monkeypatch.setattr(module, "refresh_split", fake.refresh_split, raising=False)
+    monkeypatch.setattr(module, "ingest_split", fake.ingest_split, raising=False)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def webhook_settings(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(contract.WEBHOOK_SECRET_ENV, raising=False)
+    settings.AISTEMSPLITTER = {
+        "BACKEND": "hosted",
+        "API_KEY": "ast_test_key",
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_BASE_URL": "https://app.example.com",
+    }
+
+
+def make_job(status: Any = SplitStatus.PROCESSING, remote_id: str = SPLIT_ID) -> SplitJob:
+    return SplitJob.objects.create(
+        stem_model="htdemucs_ft",
+        backend="hosted",
+        remote_id=remote_id,
+        status=status,
+        source_url="https://example.com/song.mp3",
+        progress=0.25,
+    )
+
+
+def split_data(status: str, split_id: str = SPLIT_ID) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": split_id,
+        "status": status,
+        "stemModel": "htdemucs_ft",
+        "filename": "song.mp3",
+        "durationSeconds": 180.0,
+        "creditsUsed": 180,
+        "progress": 1.0 if status in contract.TERMINAL_STATUSES else 0.5,
+        "createdAt": "2025-01-01T00:00:00Z",
+        "updatedAt": "2025-01-01T00:02:00Z",
+        "stems": {},
+        "error": None,
+        "metadata": {},
+    }
+    if status == contract.SUCCEEDED:
+        data["stems"] = {
+            s: f"https://cdn.example.com/{split_id}/{s}.wav" for s in contract.FOUR_STEMS
+        }
+    if status == contract.FAILED:
+        data["error"] = {"code": "UNSUPPORTED_AUDIO", "message": "cannot decode"}
+    return data
+
+
+def full_event(
+    status: str = contract.SUCCEEDED, event_id: str = "evt_001", split_id: str = SPLIT_ID
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": f"split.{status}",
+        "created": int(time.time()),
+        "data": split_data(status, split_id),
+    }
+
+
+def thin_event(status: str = contract.SUCCEEDED, split_id: str = SPLIT_ID) -> dict[str, Any]:
+    return {"event": contract.EVENT_SPLIT_COMPLETED, "data": {"id": split_id, "status": status}}
+
+
+def encode(payload: Any) -> bytes:
+    return payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+
+
+def post(
+    client: Client,
+    payload: Any,
+    *,
+    secret: str | list[str] = SECRET,
+    timestamp: int | None = None,
+    header: str | None = "AIStemSplitter-Signature",
+    body: bytes | None = None,
+) -> Any:
+    """POST ``payload`` signed with ``secret``; ``body`` replaces what is sent (tampering)."""
+    raw = encode(payload)
+    headers = {header: sign_payload(raw, secret, timestamp)} if header else {}
+    return client.post(
+        URL,
+        data=body if body is not None else raw,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def job_state(job: SplitJob) -> tuple[Any, ...]:
+    job.refresh_from_db()
+    return (job.status, job.progress, job.error_code, job.credits_used, job.updated_at)
+
+
+# --- the happy paths ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_url_is_namespaced_and_webhook_url_is_absolute() -> None:
+    assert reverse("aistemsplitter:webhook") == URL
+    assert get_webhook_url() == "https://app.example.com" + URL
+
+
+@pytest.mark.django_db
+def test_get_webhook_url_is_none_without_base_url(settings: Any) -> None:
+    settings.AISTEMSPLITTER = {"WEBHOOK_SECRET": SECRET}
+    assert get_webhook_url() is None
+
+
+@pytest.mark.django_db
+def test_succeeded_event_advances_job_and_enqueues_ingest_on_commit(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = make_job(SplitStatus.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = post(client, full_event(contract.SUCCEEDED))
+    assert response.status_code == 200
+    assert response.json() == {"received": True, "outcome": "processed"}
+    row = WebhookEvent.objects.get()
+    assert row.event_id == "evt_001"
+    assert row.type == "split.succeeded"
+    assert row.remote_id == SPLIT_ID
+    assert row.remote_status == "succeeded"
+    assert row.job_id == job.pk
+    assert row.deliveries == 1
+    assert row.outcome == WebhookEvent.Outcome.PROCESSED
+    assert row.processed_at is not None
+    assert row.payload["data"]["id"] == SPLIT_ID
+    job.refresh_from_db()
+    assert job.progress == 1.0
+    assert job.credits_used == 180
+    assert callbacks, "the ingest must be enqueued on commit, not inside the transaction"
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+    assert tasks.refresh_split.calls == []
+
+
+@pytest.mark.django_db
+def test_failed_event_fails_the_job(client: Client, tasks: FakeTasks) -> None:
+    job = make_job(SplitStatus.PROCESSING)
+    response = post(client, full_event(contract.FAILED, event_id="evt_fail"))
+    assert response.status_code == 200
+    job.refresh_from_db()
+    assert job.status == SplitStatus.FAILED
+    assert job.error_code == "UNSUPPORTED_AUDIO"
+    assert WebhookEvent.objects.get().outcome == WebhookEvent.Outcome.PROCESSED
+
+
+@pytest.mark.django_db
+def test_thin_event_enqueues_a_refresh_and_does_not_apply(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = make_job(SplitStatus.PROCESSING)
+    before = job_state(job)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, thin_event(contract.SUCCEEDED))
+    assert response.status_code == 200
+    row = WebhookEvent.objects.get()
+    assert row.event_id == derived_event_id(SPLIT_ID, contract.SUCCEEDED)
+    assert row.type == contract.EVENT_SPLIT_COMPLETED
+    assert row.outcome == WebhookEvent.Outcome.PROCESSED
+    assert row.job_id == job.pk
+    assert tasks.refresh_split.calls == [(str(job.pk),)]
+    assert tasks.ingest_split.calls == []
+    assert job_state(job) == before  # the GET decides, not the thin event
+
+
+@pytest.mark.django_db
+def test_thin_event_redelivered_is_a_duplicate(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    make_job(SplitStatus.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(client, thin_event())
+        second = post(client, thin_event())
+    assert second.json()["outcome"] == "duplicate"
+    row = WebhookEvent.objects.get()
+    assert row.deliveries == 2
+    assert len(tasks.refresh_split.calls) == 1
+
+
+@pytest.mark.django_db
+def test_succeeded_event_without_stems_is_refetched(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = make_job(SplitStatus.PROCESSING)
+    event = full_event(contract.SUCCEEDED)
+    event["data"]["stems"] = {}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, event).status_code == 200
+    assert tasks.refresh_split.calls == [(str(job.pk),)]
+    assert tasks.ingest_split.calls == []
+
+
+@pytest.mark.django_db
+def test_lowercase_header_name_is_accepted(client: Client, tasks: FakeTasks) -> None:
+    make_job()
+    response = post(client, full_event(), header="aistemsplitter-signature")
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_csrf_is_not_required(tasks: FakeTasks) -> None:
+    make_job()
+    response = post(Client(enforce_csrf_checks=True), full_event())
+    assert response.status_code == 200
+
+
+def test_view_is_exempt_from_atomic_requests() -> None:
+    view = resolve(URL).func
+    assert "default" in view._non_atomic_requests  # type: ignore[attr-defined]
+    assert view.csrf_exempt is True  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_signal_is_sent_for_first_and_duplicate_delivery(client: Client, tasks: FakeTasks) -> None:
+    make_job()
+    seen: list[tuple[str, bool, str]] = []
+
+    def receiver(sender: Any, event: WebhookEvent, created: bool, **kwargs: Any) -> None:
+        seen.append((event.event_id, created, event.outcome))
+
+    webhook_received.connect(receiver)
+    try:
+        post(client, full_event())
+        post(client, full_event())
+    finally:
+        webhook_received.disconnect(receiver)
+    assert seen == [("evt_001", True, "received"), ("evt_001", False, "duplicate")]
+
+
+# --- rejected deliveries ------------------------------------------------------------
+
+
+REJECTIONS: dict[str, dict[str, Any]] = {
+    "forged": {"header_value": "forged"},
+    "wrong_secret": {"secret": "whsec_somebody_else"},
+    "stale": {"timestamp": int(time.time()) - 3600},
+    "future": {"timestamp": int(time.time()) + 3600},
+    "tampered": {"tamper": True},
+    "missing_header": {"header": None},
+    "not_json": {"payload": b"{not json"},
+    "json_array": {"payload": [1, 2, 3]},
+    "no_data": {"payload": {"id": "evt_x", "type": "split.succeeded"}},
+    "no_split_id": {"payload": {"id": "evt_x", "type": "split.succeeded", "data": {"status": "x"}}},
+    "no_type": {"payload": {"id": "evt_x", "data": {"id": SPLIT_ID, "status": "succeeded"}}},
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(REJECTIONS))
+def test_bad_deliveries_answer_400_and_change_nothing(
+    client: Client,
+    tasks: FakeTasks,
+    case: str,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    spec = dict(REJECTIONS[case])
+    job = make_job(SplitStatus.PROCESSING)
+    before = job_state(job)
+    payload = spec.pop("payload", full_event())
+    raw = encode(payload)
+    headers: dict[str, str] = {}
+    if spec.get("header", "AIStemSplitter-Signature"):
+        if spec.get("header_value") == "forged":
+            value = f"t={int(time.time())},v1={'0' * 64}"
+        else:
+            value = sign_payload(raw, spec.get("secret", SECRET), spec.get("timestamp"))
+        headers["AIStemSplitter-Signature"] = value
+    body = raw.replace(b"succeeded", b"failed") if spec.get("tamper") else raw
+    assert body != raw or not spec.get("tamper")
+    caplog.set_level(logging.DEBUG)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(URL, data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 400
+    assert WebhookEvent.objects.count() == 0
+    assert job_state(job) == before
+    assert callbacks == []
+    assert tasks.refresh_split.calls == tasks.ingest_split.calls == []
+    assert "Rejected AiStemSplitter webhook" in caplog.text
+    for secret_text in (SECRET, *headers.values()):
+        assert secret_text not in caplog.text
+        assert secret_text.encode() not in response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_other_methods_are_405(client: Client, method: str) -> None:
+    response = getattr(client, method)(URL)
+    assert response.status_code == 405
+    assert "POST" in response["Allow"]
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_missing_secret_is_a_configuration_error(
+    settings: Any, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.AISTEMSPLITTER = {"BACKEND": "hosted", "API_KEY": "ast_test_key"}
+    make_job()
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET"):
+        post(Client(), full_event())
+    response = post(Client(raise_request_exception=False), full_event())
+    assert response.status_code == 500
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_secret_from_environment(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, client: Client, tasks: FakeTasks
+) -> None:
+    settings.AISTEMSPLITTER = {"BACKEND": "hosted", "API_KEY": "ast_test_key"}
+    monkeypatch.setenv(contract.WEBHOOK_SECRET_ENV, SECRET)
+    make_job()
+    assert post(client, full_event()).status_code == 200
+    assert post(client, full_event(event_id="evt_2"), secret="other").status_code == 400
+
+
+@pytest.mark.django_db
+def test_environment_secret_may_list_rotated_secrets(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, client: Client, tasks: FakeTasks
+) -> None:
+    settings.AISTEMSPLITTER = {"BACKEND": "hosted", "API_KEY": "ast_test_key"}
+    monkeypatch.setenv(contract.WEBHOOK_SECRET_ENV, f"{OLD_SECRET}, {SECRET}")
+    make_job()
+    assert post(client, full_event(), secret=OLD_SECRET).status_code == 200
+    assert post(client, full_event(event_id="evt_2"), secret=SECRET).status_code == 200
+    assert post(client, full_event(event_id="evt_3"), secret="whsec_other").status_code == 400
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "signing_secrets",
+    [[SECRET], [OLD_SECRET], [OLD_SECRET, SECRET], ["whsec_unknown", SECRET]],
+    ids=["new", "old", "both", "unknown_plus_new"],
+)
+def test_rotation_accepts_any_configured_secret(
+    settings: Any, client: Client, tasks: FakeTasks, signing_secrets: list[str]
+) -> None:
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_SECRET": [OLD_SECRET, SECRET]}
+    make_job()
+    response = post(client, full_event(), secret=signing_secrets)
+    assert response.status_code == 200
+    assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_rotation_still_rejects_unknown_secrets(
+    settings: Any, client: Client, tasks: FakeTasks
+) -> None:
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_SECRET": [OLD_SECRET, SECRET]}
+    make_job()
+    assert post(client, full_event(), secret="whsec_unknown").status_code == 400
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_secrets_never_logged_or_answered(
+    client: Client, tasks: FakeTasks, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    make_job()
+    raw = encode(full_event())
+    good_header = sign_payload(raw, SECRET)
+    bad_header = sign_payload(raw, "whsec_attacker")
+    responses = [
+        client.post(
+            URL, raw, content_type="application/json", headers={contract.SIGNATURE_HEADER: h}
+        )
+        for h in (bad_header, good_header, good_header)
+    ]
+    assert [r.status_code for r in responses] == [400, 200, 200]
+    for text in (SECRET, good_header, bad_header, good_header.split("v1=")[1]):
+        assert text not in caplog.text
+        for r in responses:
+            assert text.encode() not in r.content
+
+
+# --- duplicates, ordering and failures ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_duplicate_delivery_is_counted_and_processed_once(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    job = make_job(SplitStatus.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post(client, full_event())
+        second = post(client, full_event())
+        third = post(client, full_event())
+    assert [r.status_code for r in (first, second, third)] == [200, 200, 200]
+    assert first.json()["outcome"] == "processed"
+    assert second.json()["outcome"] == third.json()["outcome"] == "duplicate"
+    row = WebhookEvent.objects.get()
+    assert row.deliveries == 3
+    assert row.outcome == WebhookEvent.Outcome.DUPLICATE
+    assert row.processed_at is not None
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("job_status", "event_status"),
+    [
+        (SplitStatus.SUCCEEDED, contract.FAILED),
+        (SplitStatus.SUCCEEDED, contract.SUCCEEDED),
+        (SplitStatus.FAILED, contract.SUCCEEDED),
+        (SplitStatus.CANCELLED, contract.SUCCEEDED),
+        (SplitStatus.DOWNLOADING, contract.PROCESSING),
+        (SplitStatus.PROCESSING, contract.QUEUED),
+    ],
+)
+def test_backwards_event_is_ignored_and_job_unchanged(
+    client: Client,
+    tasks: FakeTasks,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+    job_status: str,
+    event_status: str,
+) -> None:
+    job = make_job(job_status)
+    before = job_state(job)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, full_event(event_status, event_id=f"evt_{event_status}"))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "ignored"
+    row = WebhookEvent.objects.get()
+    assert row.outcome == WebhookEvent.Outcome.IGNORED
+    assert row.job_id == job.pk
+    assert job_state(job) == before
+    assert tasks.ingest_split.calls == tasks.refresh_split.calls == []
+
+
+@pytest.mark.django_db
+def test_thin_event_for_finished_job_is_ignored(client: Client, tasks: FakeTasks) -> None:
+    make_job(SplitStatus.SUCCEEDED)
+    response = post(client, thin_event(contract.SUCCEEDED))
+    assert response.json()["outcome"] == "ignored"
+    assert tasks.refresh_split.calls == []
+
+
+@pytest.mark.django_db
+def test_unknown_job_is_recorded_with_200_then_replayed(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    response = post(client, full_event(contract.FAILED, split_id="split_nobody"))
+    assert response.status_code == 200
+    row = WebhookEvent.objects.get()
+    assert row.outcome == WebhookEvent.Outcome.UNKNOWN_JOB
+    assert row.job is None
+    # The submitting code stores the remote id late, then replays what arrived early.
+    job = make_job(SplitStatus.SUBMITTED, remote_id="split_nobody")
+    with django_capture_on_commit_callbacks(execute=True):
+        handled = process_unmatched(job)
+    assert [h.event_id for h in handled] == ["evt_001"]
+    row.refresh_from_db()
+    assert row.outcome == WebhookEvent.Outcome.PROCESSED
+    assert row.job_id == job.pk
+    job.refresh_from_db()
+    assert job.status == SplitStatus.FAILED
+    assert process_unmatched(job) == []
+
+
+@pytest.mark.django_db
+def test_processing_error_answers_500_and_redelivery_processes_again(
+    client: Client,
+    tasks: FakeTasks,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import django_aistemsplitter.jobs as jobs
+
+    job = make_job(SplitStatus.PROCESSING)
+    real_apply = jobs.apply_remote_split
+
+    def broken(job: SplitJob, split: Any) -> bool:
+        SplitJob.objects.filter(pk=job.pk).update(progress=0.75)  # rolled back with the error
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(jobs, "apply_remote_split", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        failed = post(client, full_event())
+    assert failed.status_code == 500
+    assert failed.json() == {"received": False, "outcome": "error"}
+    row = WebhookEvent.objects.get()
+    assert row.outcome == WebhookEvent.Outcome.ERROR
+    assert row.processed_at is None
+    job.refresh_from_db()
+    assert job.progress == 0.25
+    assert "database hiccup" in caplog.text
+
+    monkeypatch.setattr(jobs, "apply_remote_split", real_apply)
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = post(client, full_event())
+    assert retried.status_code == 200
+    assert retried.json()["outcome"] == "processed"
+    row.refresh_from_db()
+    assert row.outcome == WebhookEvent.Outcome.PROCESSED
+    assert row.deliveries == 2
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+
+
+@pytest.mark.django_db
+def test_failing_signal_receiver_is_an_error_and_retried(client: Client, tasks: FakeTasks) -> None:
+    make_job()
+
+    def receiver(**kwargs: Any) -> None:
+        raise ValueError("receiver bug")
+
+    webhook_received.connect(receiver)
+    try:
+        response = post(client, full_event())
+    finally:
+        webhook_received.disconnect(receiver)
+    assert response.status_code == 500
+    assert WebhookEvent.objects.get().outcome == WebhookEvent.Outcome.ERROR
+    assert post(client, full_event()).json()["outcome"] == "processed"
+
+
+# --- concurrency -------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgres_only() -> Iterator[None]:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's blocking unique index")
+    yield
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_make_one_row_and_one_processing(
+    postgres_only: None, tasks: FakeTasks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deliveries of one event at once: the second insert waits on the first.
+
+    The first delivery is held inside its transaction until PostgreSQL shows the
+    second one waiting on a lock, so the collision really happens mid-flight.
+    """
+    import django_aistemsplitter.jobs as jobs
+
+    job = make_job(SplitStatus.PROCESSING)
+    real_apply = jobs.apply_remote_split
+    applied: list[str] = []
+    release = threading.Event()
+
+    def held_apply(job: SplitJob, split: Any) -> bool:
+        applied.append(split.id)
+        assert release.wait(30), "the second delivery never reached the database"
+        return real_apply(job, split)
+
+    monkeypatch.setattr(jobs, "apply_remote_split", held_apply)
+    raw = encode(full_event())
+    header = sign_payload(raw, SECRET)
+    start = threading.Barrier(2)
+    responses: list[Any] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            start.wait(10)
+            responses.append(
+                Client().post(
+                    URL,
+                    raw,
+                    content_type="application/json",
+                    headers={contract.SIGNATURE_HEADER: header},
+                )
+            )
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    saw_wait = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE NOT l.granted AND a.datname = current_database()"
+            )
+            if cursor.fetchone()[0] > 0:
+                saw_wait = True
+                break
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert saw_wait, "the second delivery did not collide with the first"
+    assert sorted(r.status_code for r in responses) == [200, 200]
+    assert sorted(r.json()["outcome"] for r in responses) == ["duplicate", "processed"]
+    assert applied == [SPLIT_ID]
+    row = WebhookEvent.objects.get()
+    assert row.deliveries == 2
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+
+
+@pytest.mark.django_db
+def test_event_before_remote_id_is_stored_finds_job_by_metadata(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY
+
+    job = make_job(SplitStatus.PENDING, remote_id="")
+    event = full_event(contract.SUCCEEDED)
+    event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, event)
+    assert response.json()["outcome"] == "processed"
+    job.refresh_from_db()
+    assert job.remote_id == SPLIT_ID
+    assert job.status == SplitStatus.PROCESSING
+    assert WebhookEvent.objects.get().job_id == job.pk
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+
+
+@pytest.mark.django_db
+def test_metadata_never_steals_a_job_with_another_remote_id(
+    client: Client, tasks: FakeTasks
+) -> None:
+    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY
+
+    job = make_job(SplitStatus.PROCESSING, remote_id="split_current")
+    before = job_state(job)
+    event = full_event(contract.SUCCEEDED, split_id="split_old_attempt")
+    event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
+    assert post(client, event).json()["outcome"] == "unknown_job"
+    assert job_state(job) == before
+    assert job.remote_id == "split_current"
+    assert tasks.ingest_split.calls == []
