@@ -52,6 +52,16 @@ def _rewind(source: Source) -> None:
         source.seek(0)
 
 
+def _decode_error(exc: Exception) -> AudioDecodeError:
+    """The reason libsndfile gave, without the file path it puts in its messages.
+
+    Paths are server internals; the reason ("Format not recognised") is what a
+    user needs.
+    """
+    reason = getattr(exc, "error_string", None) or type(exc).__name__
+    return AudioDecodeError(f"not decodable audio: {reason}")
+
+
 def probe(source: Source) -> AudioInfo:
     """Read the header; :class:`AudioDecodeError` when it is not decodable audio."""
     try:
@@ -59,7 +69,7 @@ def probe(source: Source) -> AudioInfo:
             frames = f.frames
             info = AudioInfo(f.samplerate, f.channels, frames, f.format, f.subtype)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(f"not decodable audio: {exc}") from exc
+        raise _decode_error(exc) from exc
     finally:
         _rewind(source)
     if info.frames <= 0 or info.channels <= 0 or info.sample_rate <= 0:
@@ -72,7 +82,7 @@ def read_audio(source: Source) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioDecodeError(f"not decodable audio: {exc}") from exc
+        raise _decode_error(exc) from exc
     finally:
         _rewind(source)
     if data.shape[0] == 0:
@@ -182,7 +192,7 @@ def iter_blocks(source: Source, size: int, overlap: int) -> Iterator[tuple[np.nd
         f = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         _rewind(source)
-        raise AudioDecodeError(f"not decodable audio: {exc}") from exc
+        raise _decode_error(exc) from exc
     try:
         block = _read_block(f, size)
         if block.shape[-1] == 0:

@@ -1,0 +1,121 @@
+"""Pure timing policies: how long to wait between polls and between retries.
+
+They are plain functions of their inputs (the clock and the random source are
+arguments), so the number of requests a wait costs can be computed and tested
+without a server or a real clock.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["PollSchedule", "RetryPolicy", "estimate_remaining", "simulate_polls"]
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Geometric backoff for ``wait_for_split``: 2 s, 3 s, 4.5 s ... capped at 30 s.
+
+    Separation takes from seconds to minutes, so a fixed short interval wastes
+    requests (the published SDK polls every 2 s: 60 GETs for a 2-minute job)
+    while a fixed long one adds latency to short jobs. Growing the gap keeps
+    short jobs snappy and long jobs cheap: a 120 s job costs about ten GETs.
+    """
+
+    initial: float = 2.0
+    factor: float = 1.5
+    cap: float = 30.0
+    #: Aim a little past the projected finish: an early poll costs a whole extra GET.
+    overshoot: float = 1.1
+    margin: float = 0.5
+
+    def base_delay(self, polls_done: int) -> float:
+        """The backoff delay after ``polls_done`` polls, ignoring progress."""
+        if polls_done > 60:  # factor ** n overflows long after the cap is reached
+            return self.cap
+        return min(self.cap, self.initial * self.factor**polls_done)
+
+    def delay(self, polls_done: int, remaining: float | None = None) -> float:
+        """Next delay; a progress-based estimate of the ``remaining`` time may shorten it.
+
+        The estimate never lengthens the wait beyond the backoff and never makes
+        it shorter than ``initial``, so a wrong estimate costs at most a little
+        latency or a few polls, never a busy loop.
+        """
+        base = self.base_delay(polls_done)
+        if remaining is None or not math.isfinite(remaining) or remaining < 0:
+            return base
+        return min(base, max(self.initial, remaining * self.overshoot + self.margin))
+
+
+def estimate_remaining(samples: Sequence[tuple[float, float]]) -> float | None:
+    """Seconds left, from (time, progress) observations, assuming a steady rate.
+
+    Uses the first and last samples with progress above zero; ``None`` when
+    there is not yet enough signal (one sample, or progress not moving).
+    """
+    moving = [(t, p) for t, p in samples if p > 0]
+    if len(moving) < 2:
+        return None
+    (t0, p0), (t1, p1) = moving[0], moving[-1]
+    if t1 <= t0 or p1 <= p0:
+        return None
+    rate = (p1 - p0) / (t1 - t0)
+    return max(0.0, (1.0 - min(p1, 1.0)) / rate)
+
+
+def simulate_polls(
+    job_seconds: float,
+    schedule: PollSchedule | None = None,
+    *,
+    report_progress: bool = True,
+    timeout: float | None = None,
+) -> list[float]:
+    """The times at which ``wait_for_split`` GETs a job lasting ``job_seconds``.
+
+    Mirrors the loop in the client core (first GET at once, then the schedule),
+    with a job whose progress grows linearly when ``report_progress``. Used by
+    tests and by ``bench/wait_calls.py`` to state the cost of a wait up front.
+    """
+    schedule = schedule or PollSchedule()
+    now, polls, times = 0.0, 0, []
+    samples: list[tuple[float, float]] = []
+    while True:
+        times.append(now)
+        if now >= job_seconds:
+            return times
+        if report_progress:
+            samples.append((now, now / job_seconds))
+        delay = schedule.delay(polls, estimate_remaining(samples))
+        if timeout is not None:
+            if now >= timeout:
+                return times
+            delay = min(delay, timeout - now)
+        now += delay
+        polls += 1
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for retryable failures.
+
+    Full jitter (a uniform draw up to the exponential bound) spreads the retries
+    of many clients hit by the same outage, so they do not return in lockstep.
+    A server's ``Retry-After`` wins over the draw, capped so that a hostile or
+    broken header cannot park a worker for hours.
+    """
+
+    max_retries: int = 4
+    base: float = 0.5
+    cap: float = 8.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to sleep before retry number ``attempt + 1`` (``attempt`` from 0)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after)
+        bound = min(self.cap, self.base * 2 ** min(attempt, 30))
+        return rng.uniform(0.0, bound)
