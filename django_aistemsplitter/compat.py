@@ -6,7 +6,9 @@ from django.db import models
 
 # CheckConstraint's "check" argument was renamed "condition" in Django 5.1 and
 # the old name removed in 6.0.
-_CONDITION_KW = "condition" if "condition" in models.CheckConstraint.__init__.__code__.co_varnames else "check"
+_CONDITION_KW = (
+    "condition" if "condition" in models.CheckConstraint.__init__.__code__.co_varnames else "check"
+)
 
 
 def check_constraint(condition: models.Q, name: str) -> models.CheckConstraint:

@@ -64,6 +64,13 @@ DEFAULTS: dict[str, Any] = {
     # Celery: queue name (None = default queue) and retry bound of each task.
     "TASK_QUEUE": None,
     "TASK_MAX_RETRIES": 5,
+    # Backoff between task retries: RETRY_BACKOFF * 2**retry seconds (with jitter,
+    # at least a server's Retry-After), capped at RETRY_BACKOFF_MAX.
+    "RETRY_BACKOFF": 2.0,
+    "RETRY_BACKOFF_MAX": 300.0,
+    # In-task attempts per stem download before the whole ingest task is retried,
+    # so one flaky stem does not throw away the ones already downloaded.
+    "DOWNLOAD_ATTEMPTS": 3,
     # Auto-split registrations: [{"model": "app.Model", "field": "audio", ...}].
     "AUTO_SPLIT": [],
 }

@@ -13,7 +13,7 @@ from typing import Final
 
 DEFAULT_BASE_URL: Final = "https://api.aistemsplitter.org/v1"
 API_KEY_ENV: Final = "AISTEMSPLITTER_API_KEY"
-WEBHOOK_SECRET_ENV: Final = "AISTEMSPLITTER_WEBHOOK_SECRET"
+WEBHOOK_SECRET_ENV: Final = "AISTEMSPLITTER_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 
 AUTH_HEADER: Final = "Authorization"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"

@@ -8,13 +8,15 @@ job backwards whatever order they land in.
 
 from __future__ import annotations
 
+import os
 import uuid
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.storage import Storage
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -26,14 +28,96 @@ from django_aistemsplitter.exceptions import InvalidTransitionError
 from django_aistemsplitter.storage import audio_upload_to, get_storage, stem_upload_to
 
 
-class SplitStatus(models.TextChoices):
-    PENDING = "pending", _("Pending")
-    SUBMITTED = "submitted", _("Submitted")
-    PROCESSING = "processing", _("Processing")
-    DOWNLOADING = "downloading", _("Downloading stems")
-    SUCCEEDED = "succeeded", _("Succeeded")
-    FAILED = "failed", _("Failed")
-    CANCELLED = "cancelled", _("Cancelled")
+class ConfiguredStorage(Storage):
+    """The storage named by ``AISTEMSPLITTER["STORAGE"]``, looked up at every call.
+
+    Django evaluates a FileField's storage callable once, when the model class is
+    built, so pointing the fields at :func:`get_storage` directly would freeze the
+    storage chosen at import time: a later settings change (``override_settings``,
+    a test switching to S3) would reach our own code but not ``stem.file.open()``.
+    Delegating per call keeps the fields and the ingest code on the same storage.
+    """
+
+    def _target(self) -> Storage:
+        return get_storage()
+
+    def open(self, name: str, mode: str = "rb") -> Any:
+        return self._target().open(name, mode)
+
+    def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        return self._target().save(name, content, max_length=max_length)
+
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
+        return self._target().generate_filename(filename)
+
+    def get_valid_name(self, name: str) -> str:
+        return self._target().get_valid_name(name)
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        return self._target().get_available_name(name, max_length=max_length)
+
+    def path(self, name: str) -> str:
+        return self._target().path(name)
+
+    def delete(self, name: str) -> None:
+        self._target().delete(name)
+
+    def exists(self, name: str) -> bool:
+        return self._target().exists(name)
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        return self._target().listdir(path)
+
+    def size(self, name: str) -> int:
+        return self._target().size(name)
+
+    def url(self, name: str | None) -> str:
+        return self._target().url(name)
+
+    def get_accessed_time(self, name: str) -> Any:
+        return self._target().get_accessed_time(name)
+
+    def get_created_time(self, name: str) -> Any:
+        return self._target().get_created_time(name)
+
+    def get_modified_time(self, name: str) -> Any:
+        return self._target().get_modified_time(name)
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend-specific attributes (an S3 storage's ``bucket``, ``location``...).
+        return getattr(self._target(), name)
+
+
+_configured_storage = ConfiguredStorage()
+
+
+def configured_storage() -> Storage:
+    """The FileFields' storage callable: a per-call proxy of the STORAGE alias."""
+    return _configured_storage
+
+
+if TYPE_CHECKING:
+    # mypy 2.x with django-stubs types a member declared as ``"x", _("X")`` as that
+    # tuple instead of the (str) member; the checker sees the same values unlabelled.
+    class SplitStatus(models.TextChoices):
+        PENDING = "pending"
+        SUBMITTED = "submitted"
+        PROCESSING = "processing"
+        DOWNLOADING = "downloading"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+else:
+
+    class SplitStatus(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SUBMITTED = "submitted", _("Submitted")
+        PROCESSING = "processing", _("Processing")
+        DOWNLOADING = "downloading", _("Downloading stems")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
 
 
 #: Position of each status; a job may only move to a higher rank.
@@ -47,7 +131,7 @@ STATUS_RANK: dict[str, int] = {
     SplitStatus.CANCELLED: 4,
 }
 TERMINAL = frozenset({SplitStatus.SUCCEEDED, SplitStatus.FAILED, SplitStatus.CANCELLED})
-ACTIVE = frozenset(set(SplitStatus) - TERMINAL)
+ACTIVE = frozenset(set(SplitStatus.values) - TERMINAL)
 #: The one sanctioned way back: a failed or cancelled job may be retried.
 RETRYABLE = frozenset({SplitStatus.FAILED, SplitStatus.CANCELLED})
 
@@ -109,7 +193,11 @@ class SplitJob(models.Model):
     source_field = models.CharField(_("source field"), max_length=100, blank=True, default="")
 
     audio = models.FileField(
-        _("audio"), upload_to=audio_upload_to, storage=get_storage, max_length=500, blank=True
+        _("audio"),
+        upload_to=audio_upload_to,
+        storage=configured_storage,
+        max_length=500,
+        blank=True,
     )
     source_url = models.URLField(_("source URL"), max_length=2000, blank=True, default="")
     original_filename = models.CharField(_("file name"), max_length=255, blank=True, default="")
@@ -123,6 +211,10 @@ class SplitJob(models.Model):
     )
     backend = models.CharField(_("backend"), max_length=200)
     remote_id = models.CharField(_("remote id"), max_length=128, blank=True, default="")
+    # The exact ``input`` sent to the service (upload id or URL), remembered before
+    # the create call so a redelivered submit replays an identical request: a new
+    # upload (or a freshly presigned URL) under the same idempotency key is a 409.
+    remote_input = models.JSONField(_("remote input"), default=dict, blank=True, editable=False)
 
     status = models.CharField(
         _("status"), max_length=16, choices=SplitStatus.choices, default=SplitStatus.PENDING
@@ -140,7 +232,10 @@ class SplitJob(models.Model):
     )
 
     idempotency_key = models.CharField(
-        _("idempotency key"), max_length=64, unique=True, default=_new_idempotency_key,
+        _("idempotency key"),
+        max_length=64,
+        unique=True,
+        default=_new_idempotency_key,
         editable=False,
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
@@ -225,15 +320,20 @@ class SplitJob(models.Model):
         The new key makes the next submit a new remote split rather than a replay
         of the failed one.
         """
-        updated = type(self).objects.filter(pk=self.pk, status__in=RETRYABLE).update(
-            status=SplitStatus.PENDING,
-            progress=0.0,
-            error_code="",
-            error_message="",
-            remote_id="",
-            finished_at=None,
-            idempotency_key=_new_idempotency_key(),
-            updated_at=timezone.now(),
+        updated = (
+            type(self)
+            .objects.filter(pk=self.pk, status__in=RETRYABLE)
+            .update(
+                status=SplitStatus.PENDING,
+                progress=0.0,
+                error_code="",
+                error_message="",
+                remote_id="",
+                remote_input={},
+                finished_at=None,
+                idempotency_key=_new_idempotency_key(),
+                updated_at=timezone.now(),
+            )
         )
         if updated:
             self.refresh_from_db()
@@ -259,7 +359,7 @@ class Stem(models.Model):
     )
     name = models.CharField(_("name"), max_length=32, validators=[stem_name_validator])
     file = models.FileField(
-        _("file"), upload_to=stem_upload_to, storage=get_storage, max_length=500
+        _("file"), upload_to=stem_upload_to, storage=configured_storage, max_length=500
     )
     format = models.CharField(_("format"), max_length=8, blank=True, default="")
     size = models.BigIntegerField(_("size (bytes)"), null=True, blank=True)

@@ -49,4 +49,6 @@ def stem_upload_to(instance: Stem, filename: str) -> str:
     ext = posixpath.splitext(filename)[1].lower().lstrip(".") or "wav"
     if not ext.isalnum():
         raise UnsafeStemNameError(f"refusing unsafe stem extension {ext!r}")
-    return posixpath.join(_prefix("STEMS_UPLOAD_TO"), str(instance.job_id), f"{instance.name}.{ext}")
+    return posixpath.join(
+        _prefix("STEMS_UPLOAD_TO"), str(instance.job_id), f"{instance.name}.{ext}"
+    )

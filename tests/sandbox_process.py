@@ -43,10 +43,19 @@ class SandboxProcess:
 
     def start(self, timeout: float = 30.0) -> SandboxProcess:
         args = [
-            sys.executable, "-m", "django_aistemsplitter.sandbox",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--api-key", self.api_key, "--webhook-secret", self.webhook_secret,
-            "--data-dir", str(self.data_dir),
+            sys.executable,
+            "-m",
+            "django_aistemsplitter.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+            "--webhook-secret",
+            self.webhook_secret,
+            "--data-dir",
+            str(self.data_dir),
         ]
         for key, value in self.options.items():
             flag = "--" + key.replace("_", "-")

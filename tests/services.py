@@ -12,7 +12,11 @@ import warnings
 
 import pytest
 
-POSTGRES = ("PostgreSQL", os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432")))
+POSTGRES = (
+    "PostgreSQL",
+    os.environ.get("PGHOST", "127.0.0.1"),
+    int(os.environ.get("PGPORT", "5432")),
+)
 REDIS = ("Redis", "127.0.0.1", 6379)
 
 

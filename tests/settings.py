@@ -6,6 +6,7 @@ answer, the suite falls back to SQLite with a loud warning; in CI it never does.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -67,6 +68,10 @@ if port_open(_pg_host, _pg_port) or in_ci():
             "TEST": {"NAME": os.environ.get("AISTEMSPLITTER_TEST_DB", "test_aistemsplitter")},
         }
     }
+    # A Celery worker started by the tests (tests/worker.py) works directly on
+    # the test database the test process created.
+    if os.environ.get("AISTEMSPLITTER_WORKER_DB_NAME"):
+        DATABASES["default"]["NAME"] = os.environ["AISTEMSPLITTER_WORKER_DB_NAME"]
 else:
     print(
         f"\n!!! {_pg_name} is not reachable on {_pg_host}:{_pg_port}: "
@@ -79,10 +84,26 @@ STATIC_URL = "/static/"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = os.environ.get("AISTEMSPLITTER_TEST_MEDIA_ROOT", "/tmp/aistemsplitter-test-media")
 
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
 CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 AISTEMSPLITTER: dict[str, object] = {
     "BACKEND": "local",
     "ENGINE": "passthrough",
 }
+
+# The worker subprocess gets the test's own settings (sandbox URL and key, queue,
+# storages) as JSON, since it cannot see the test process's override_settings.
+if os.environ.get("AISTEMSPLITTER_TEST_OVERRIDES"):
+    _overrides = json.loads(os.environ["AISTEMSPLITTER_TEST_OVERRIDES"])
+    AISTEMSPLITTER = {**AISTEMSPLITTER, **_overrides.get("AISTEMSPLITTER", {})}
+    if "STORAGES" in _overrides:
+        STORAGES = _overrides["STORAGES"]

@@ -3,4 +3,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("aistemsplitter/", include("django_aistemsplitter.urls")),
 ]

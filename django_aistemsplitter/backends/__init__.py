@@ -1,0 +1,49 @@
+"""Split backends, resolved from ``AISTEMSPLITTER["BACKEND"]``.
+
+``get_backend()`` returns the configured backend; ``get_backend("hosted")``,
+``get_backend("local")`` or a dotted path to a :class:`BaseBackend` subclass
+pick one explicitly (a job remembers its backend's name for later calls).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django_aistemsplitter.backends.base import BaseBackend, Submission
+from django_aistemsplitter.conf import get_setting
+from django_aistemsplitter.exceptions import ConfigurationError
+
+__all__ = ["BACKENDS", "BaseBackend", "Submission", "get_backend", "get_backend_class"]
+
+#: Short name -> dotted path.
+BACKENDS: dict[str, str] = {
+    "hosted": "django_aistemsplitter.backends.hosted.HostedBackend",
+    "local": "django_aistemsplitter.backends.local.LocalBackend",
+}
+
+
+def get_backend_class(name: str) -> type[BaseBackend]:
+    path = BACKENDS.get(name, name)
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ConfigurationError(
+            f"Unknown backend {name!r}: use 'hosted', 'local' or a dotted path to a "
+            "BaseBackend subclass."
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"Cannot load backend {name!r} ({path}): {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BaseBackend)):
+        raise ConfigurationError(f"{path} is not a BaseBackend subclass")
+    return cls
+
+
+def get_backend(name: str | None = None, **options: Any) -> BaseBackend:
+    """An instance of backend ``name`` (default: the ``BACKEND`` setting).
+
+    Backends are cheap to build and read settings when built, so none is cached:
+    ``override_settings`` and per-job backends keep working.
+    """
+    return get_backend_class(name or get_setting("BACKEND"))(**options)

@@ -1,0 +1,136 @@
+"""The hosted AiStemSplitter service, through the package's API client.
+
+Audio reaches the service one of two ways: as a ``direct_url`` the service
+fetches itself (when ``DIRECT_URL_INPUT`` is on and the storage hands out URLs,
+e.g. S3 presigned ones), or through the upload flow, streamed from storage in
+constant memory. Every create carries the job's idempotency key, so a Celery
+task redelivered after a crash replays the same remote split instead of paying
+for a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import posixpath
+from typing import TYPE_CHECKING, Any
+
+from django.urls import NoReverseMatch, reverse
+
+from django_aistemsplitter import contract
+from django_aistemsplitter.backends.base import BaseBackend, Submission
+from django_aistemsplitter.client.types import Split
+from django_aistemsplitter.conf import get_setting
+
+if TYPE_CHECKING:
+    from django_aistemsplitter.client import AiStemSplitter
+    from django_aistemsplitter.models import SplitJob
+
+logger = logging.getLogger(__name__)
+
+#: Metadata key carrying our job id, so a webhook can find its job even when it
+#: arrives before the submitting task recorded the remote id.
+JOB_METADATA_KEY = "aistemsplitter_job"
+
+
+def webhook_url() -> str | None:
+    """``WEBHOOK_BASE_URL`` + the webhook route, or None (then jobs are polled)."""
+    base = get_setting("WEBHOOK_BASE_URL")
+    if not base:
+        return None
+    try:
+        path = reverse("aistemsplitter:webhook")
+    except NoReverseMatch:
+        logger.warning(
+            "WEBHOOK_BASE_URL is set but the 'aistemsplitter:webhook' route is not "
+            "installed (include django_aistemsplitter.urls); polling instead."
+        )
+        return None
+    return str(base).rstrip("/") + path
+
+
+class HostedBackend(BaseBackend):
+    name = "hosted"
+    is_remote = True
+
+    def __init__(self, client: AiStemSplitter | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._client = client
+
+    @property
+    def client(self) -> AiStemSplitter:
+        if self._client is None:
+            from django_aistemsplitter.client import AiStemSplitter
+
+            self._client = AiStemSplitter(
+                api_key=get_setting("API_KEY", required=True),
+                base_url=get_setting("BASE_URL"),
+                webhook_secret=get_setting("WEBHOOK_SECRET"),
+                timeout=float(get_setting("HTTP_TIMEOUT")),
+                max_retries=int(get_setting("HTTP_MAX_RETRIES")),
+            )
+        return self._client
+
+    @property
+    def default_model(self) -> str:
+        return contract.DEFAULT_MODEL
+
+    def available_models(self) -> list[str]:
+        return [
+            contract.DEFAULT_MODEL,
+            *(m for m in contract.MODELS if m != contract.DEFAULT_MODEL),
+        ]
+
+    def uses_webhooks(self) -> bool:
+        return webhook_url() is not None
+
+    def _new_input(self, job: SplitJob) -> dict[str, Any]:
+        """The ``input`` of the create call: a URL the service fetches, or an upload."""
+        if job.source_url:
+            return {"type": "direct_url", "url": job.source_url}
+        if get_setting("DIRECT_URL_INPUT"):
+            try:
+                url = job.audio.url
+            except (NotImplementedError, ValueError):
+                url = ""
+            if url.startswith(("https://", "http://")):
+                return {"type": "direct_url", "url": url}
+        filename = job.original_filename or posixpath.basename(job.audio.name or "") or "audio.wav"
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        # A file object, never read() whole: the client streams it in chunks.
+        with job.audio.open("rb") as fh:
+            uploaded = self.client.upload_file(fh, filename=filename, content_type=content_type)
+        return dict(uploaded.to_input())
+
+    def input_for(self, job: SplitJob) -> dict[str, Any]:
+        """The job's input, created once and remembered on the job.
+
+        A redelivered submit must send the very same body under the job's
+        idempotency key (a new upload id or presigned URL would be a 409), so the
+        input is stored before the create call and reused from then on.
+        """
+        if job.remote_input:
+            return dict(job.remote_input)
+        audio_input = self._new_input(job)
+        type(job).objects.filter(pk=job.pk, remote_input={}).update(remote_input=audio_input)
+        job.refresh_from_db(fields=["remote_input"])
+        return dict(job.remote_input)
+
+    def submit(self, job: SplitJob) -> Submission:
+        audio_input = self.input_for(job)
+        metadata = {**(job.metadata or {}), JOB_METADATA_KEY: str(job.pk)}
+        split = self.client.create_split(
+            input=audio_input,
+            stem_model=job.stem_model,
+            webhook_url=webhook_url(),
+            output_format=job.output_format,
+            metadata=metadata,
+            idempotency_key=job.idempotency_key,
+        )
+        logger.info("split job %s submitted as %s (%s)", job.pk, split.id, split.status)
+        return Submission(split=split)
+
+    def fetch(self, job: SplitJob) -> Split:
+        if not job.remote_id:
+            raise ValueError(f"split job {job.pk} has no remote id yet")
+        return self.client.get_split(job.remote_id)

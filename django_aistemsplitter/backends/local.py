@@ -1,0 +1,104 @@
+"""Run a separation engine inside the Celery worker: no network, no account.
+
+The engine comes from ``AISTEMSPLITTER["ENGINE"]`` and ``["ENGINE_OPTIONS"]``.
+This backend is strict: it only accepts the models its engine serves (it never
+emulates a hosted model it cannot run), so a job's model is what really ran.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from django_aistemsplitter import contract
+from django_aistemsplitter.backends.base import BaseBackend, Submission
+from django_aistemsplitter.client.types import Split
+from django_aistemsplitter.conf import get_setting
+from django_aistemsplitter.engines import Engine, get_engine
+from django_aistemsplitter.engines.files import separate_file
+
+if TYPE_CHECKING:
+    from django_aistemsplitter.models import SplitJob
+
+#: Copy buffer for streaming the source out of storage.
+CHUNK = 1024 * 1024
+
+
+class LocalBackend(BaseBackend):
+    name = "local"
+    is_remote = False
+
+    def __init__(self, engine: str | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self.engine_name = engine or get_setting("ENGINE")
+        self.engine_options = dict(get_setting("ENGINE_OPTIONS") or {})
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = get_engine(self.engine_name, **self.engine_options)
+        return self._engine
+
+    @property
+    def default_model(self) -> str:
+        return self.engine.default_model
+
+    def available_models(self) -> list[str]:
+        default = self.engine.default_model
+        return [default, *sorted(m for m in self.engine.models if m != default)]
+
+    def normalize_model(self, model: str) -> str:
+        # Only map the SDK aliases when the engine does not serve the name itself.
+        return model if self.engine.serves(model) else contract.normalize_model(model)
+
+    def validate(self, job: SplitJob) -> None:
+        super().validate(job)
+        if not job.audio:
+            raise ValueError(
+                "The local backend separates stored audio; a URL input needs a remote backend."
+            )
+
+    def submit(self, job: SplitJob, progress: Callable[[float], None] | None = None) -> Submission:
+        """Separate the job's audio now, into a temporary directory.
+
+        The source is streamed out of storage into that directory first because
+        the engine decodes a local file; the caller ingests ``files`` and then
+        calls :meth:`Submission.cleanup`.
+        """
+        model = self.check_model(job.stem_model)
+        workdir = Path(tempfile.mkdtemp(prefix="aiss-local-"))
+        try:
+            suffix = Path(job.audio.name or "audio").suffix or ".audio"
+            source = workdir / f"source{suffix}"
+            with job.audio.open("rb") as src, open(source, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            started = time.monotonic()
+            result = separate_file(
+                self.engine, source, workdir / "stems", model, job.output_format, progress
+            )
+            source.unlink()
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        now = timezone.now()
+        split = Split(
+            id="",
+            status=contract.SUCCEEDED,
+            stem_model=result.model_ran,
+            filename=job.display_name,
+            duration_seconds=result.duration,
+            credits_used=None,
+            progress=1.0,
+            created_at=now,
+            updated_at=now,
+            metadata={"engine": self.engine.name, "seconds": time.monotonic() - started},
+            output_format=job.output_format,
+        )
+        return Submission(split=split, files=dict(result.stems), workdir=workdir)

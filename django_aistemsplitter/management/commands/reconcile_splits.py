@@ -1,0 +1,41 @@
+"""``manage.py reconcile_splits``: nudge stuck split jobs, as the periodic task does.
+
+Useful from cron when Celery beat is not running, or by hand after an outage.
+``--older-than`` overrides ``RECONCILE_AFTER`` for this run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.test.utils import override_settings
+
+from django_aistemsplitter.conf import get_setting, user_settings
+
+
+class Command(BaseCommand):
+    help = "Refresh, resubmit or re-download split jobs stuck in a non-terminal status."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            type=float,
+            default=None,
+            help="seconds a job must have been unchanged (default: RECONCILE_AFTER)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from django_aistemsplitter.tasks import reconcile_splits
+
+        older_than = options["older_than"]
+        if older_than is None:
+            counts = reconcile_splits()
+        else:
+            values = {**user_settings(), "RECONCILE_AFTER": older_than}
+            with override_settings(AISTEMSPLITTER=values):
+                counts = reconcile_splits()
+        total = sum(counts.values())
+        after = get_setting("RECONCILE_AFTER") if older_than is None else older_than
+        details = ", ".join(f"{k} {v}" for k, v in counts.items())
+        self.stdout.write(f"{total} stuck job(s) nudged (older than {after}s): {details}")
