@@ -562,6 +562,8 @@ class Core:
             except NetworkError as exc:
                 raise DownloadError(f"could not download {target.name}: {exc}") from exc
             sink.close()
+            # mkstemp creates 0600 files; a downloaded stem gets the usual umask mode.
+            os.chmod(sink.path, 0o666 & ~_current_umask())
             os.replace(sink.path, target)
         finally:
             sink.close()
@@ -612,3 +614,10 @@ class Core:
         if not event.data.id or not event.data.status:
             raise SignatureVerificationError("webhook event has no split id or status")
         return event
+
+
+def _current_umask() -> int:
+    """The process umask (reading it means setting it; restore at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,6 +60,10 @@ async def test_upload_submit_wait_download(api: Api, wav_file: Path, tmp_path: P
         assert stem_rate == rate and audio.shape == mix.shape
         total += audio
     assert np.max(np.abs(total - mix)) < 1e-3  # passthrough stems sum to the mix
+    umask = os.umask(0o022)
+    os.umask(umask)
+    # Not the temp file's 0600: downloaded stems are readable like any new file.
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask for p in paths.values())
 
 
 async def test_direct_url_six_stems_flac(api: Api, wav_file: Path, tmp_path: Path) -> None:
