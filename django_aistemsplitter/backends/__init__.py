@@ -7,12 +7,11 @@ pick one explicitly (a job remembers its backend's name for later calls).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from django_aistemsplitter.backends.base import BaseBackend, Submission
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.loading import load_class
 
 __all__ = ["BACKENDS", "BaseBackend", "Submission", "get_backend", "get_backend_class"]
 
@@ -24,20 +23,7 @@ BACKENDS: dict[str, str] = {
 
 
 def get_backend_class(name: str) -> type[BaseBackend]:
-    path = BACKENDS.get(name, name)
-    module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise ConfigurationError(
-            f"Unknown backend {name!r}: use 'hosted', 'local' or a dotted path to a "
-            "BaseBackend subclass."
-        )
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"Cannot load backend {name!r} ({path}): {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, BaseBackend)):
-        raise ConfigurationError(f"{path} is not a BaseBackend subclass")
-    return cls
+    return load_class(name, BACKENDS, BaseBackend, "backend")
 
 
 def get_backend(name: str | None = None, **options: Any) -> BaseBackend:

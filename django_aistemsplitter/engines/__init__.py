@@ -6,7 +6,6 @@ path to their own :class:`~django_aistemsplitter.engines.base.Engine` subclass.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from django_aistemsplitter import contract
 from django_aistemsplitter.engines.base import Engine, ProgressCallback, Stems
 from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.loading import load_class
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -36,20 +36,7 @@ DEFAULT_ENGINE = "spectral"
 
 
 def get_engine_class(name: str) -> type[Engine]:
-    path = ENGINES.get(name, name)
-    module_name, _, attr = path.rpartition(".")
-    if not module_name:
-        raise ConfigurationError(
-            f"Unknown engine {name!r}: use one of {', '.join(sorted(ENGINES))} or a dotted path."
-        )
-    try:
-        module = importlib.import_module(module_name)
-        cls = getattr(module, attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(f"Cannot load engine {name!r} ({path}): {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Engine)):
-        raise ConfigurationError(f"{path} is not an Engine subclass")
-    return cls
+    return load_class(name, ENGINES, Engine, "engine")  # type: ignore[type-abstract]
 
 
 def get_engine(name: str = DEFAULT_ENGINE, **options: Any) -> Engine:
