@@ -47,6 +47,14 @@ class Engine(abc.ABC):
     def __init__(self, **options: Any) -> None:
         self.options = options
 
+    def block_hop_multiple(self, model: str, sample_rate: int) -> int:
+        """Streamed blocks start on multiples of this many frames (1: anywhere).
+
+        Engines that cut their input into windows of their own override it so
+        that block boundaries fall on their window grid.
+        """
+        return 1
+
     def serves(self, model: str) -> bool:
         return model in self.models
 

@@ -253,8 +253,14 @@ class DemucsEngine(Engine):
     default_model = contract.DEFAULT_MODEL
     sample_rate = 44100
     channels = 2
-    segment_seconds = 60.0
-    overlap_seconds = 4.0
+    # files.separate_file cross-fades blocks only past a margin of overlap/4 from
+    # each block's edge. Each block runs its own apply_model, whose output is
+    # degraded up to one model window (7.8 s for htdemucs) from the block edges,
+    # so the margin (32/4 = 8 s) must exceed that window: then every cross-faded
+    # sample was computed with full context by both blocks. 120 s blocks keep the
+    # recomputed share at about a third.
+    segment_seconds = 120.0
+    overlap_seconds = 32.0
 
     def __init__(
         self,
@@ -292,13 +298,26 @@ class DemucsEngine(Engine):
         limit = getattr(net, "max_allowed_segment", None) or float(getattr(net, "segment", 0))
         return min(self.segment, limit) if limit else self.segment
 
-    def _expected_calls(self, net: Any, length: int) -> int:
+    def _stride(self, net: Any) -> int:
+        """Frames between apply_model's chunk starts (its own formula)."""
         segment = self._segment_for(net) or float(
             getattr(net, "max_allowed_segment", None) or net.segment
         )
-        stride = max(1, int((1 - self.overlap) * segment * net.samplerate))
-        per_pass = -(-length // stride) + (1 if self.shifts else 0)
+        return max(1, int((1 - self.overlap) * int(segment * net.samplerate)))
+
+    def _expected_calls(self, net: Any, length: int) -> int:
+        per_pass = -(-length // self._stride(net)) + (1 if self.shifts else 0)
         return len(getattr(net, "models", [net])) * max(1, self.shifts) * per_pass
+
+    def block_hop_multiple(self, model: str, sample_rate: int) -> int:
+        """Keep block starts on apply_model's chunk grid.
+
+        Then every block sees the chunks a whole-file run would see, and a
+        streamed file matches a whole-file separation (exactly with shifts=0).
+        Only possible when no resampling moves the grid.
+        """
+        net = self.load(model)
+        return self._stride(net) if sample_rate == net.samplerate else 1
 
     def separate_array(
         self, audio: np.ndarray, sample_rate: int, model: str, progress: ProgressCallback
@@ -308,9 +327,12 @@ class DemucsEngine(Engine):
 
         net = self.load(model)
         mix = resample(to_channels(audio, net.audio_channels), sample_rate, net.samplerate)
-        # Demucs expects a standardised mix (the demucs CLI does the same).
-        centre = float(mix.mean())
-        scale = float(mix.std()) or 1.0
+        # Demucs expects a mix standardised by its mono reference, as its CLI does.
+        # The DC removed here is given back in equal shares (the CLI adds all of
+        # it to every stem), so our stems still sum to the mix.
+        reference = mix.mean(axis=0)
+        centre = float(reference.mean())
+        scale = float(reference.std()) + 1e-8
         tensor = torch.from_numpy((mix - centre) / scale).float()[None]
         with torch.no_grad():
             out = apply_model(

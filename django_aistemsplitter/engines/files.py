@@ -107,11 +107,19 @@ def stems_length(stems: Stems) -> int:
     return int(next(iter(stems.values())).shape[-1])
 
 
-def _block_plan(engine: Engine, rate: int) -> tuple[int, int]:
-    """(block, overlap) in frames at ``rate``, from the engine's preferences."""
+def _block_plan(engine: Engine, model: str, rate: int) -> tuple[int, int]:
+    """(block, overlap) in frames at ``rate``, from the engine's preferences.
+
+    The hop between block starts is rounded down to the engine's
+    ``block_hop_multiple`` so blocks line up with the engine's own windows.
+    """
     overlap = max(0, int(engine.overlap_seconds * rate))
     size = max(int(engine.segment_seconds * rate), 2 * overlap + 1)
-    return size, overlap
+    multiple = max(1, engine.block_hop_multiple(model, rate)) if engine.serves(model) else 1
+    hop = size - overlap
+    if hop > multiple:
+        hop -= hop % multiple
+    return hop + overlap, overlap
 
 
 def _block_count(frames: int, size: int, overlap: int) -> int:
@@ -144,7 +152,7 @@ def separate_file(
     """
     info = probe(source)
     separate = _separator(engine, model, emulate_hosted)
-    size, overlap = _block_plan(engine, info.sample_rate)
+    size, overlap = _block_plan(engine, contract.normalize_model(model), info.sample_rate)
     total = _block_count(info.frames, size, overlap)
     report = progress or (lambda _fraction: None)
     out = Path(out_dir)
