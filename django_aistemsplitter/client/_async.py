@@ -31,6 +31,8 @@ class AsyncAiStemSplitter(BaseClient[httpx.AsyncClient]):
     pure computation with nothing to await.
     """
 
+    asynchronous = True
+
     def _new_http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient()
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from django_aistemsplitter.client._core import Config, Core
 from django_aistemsplitter.client._effects import Op, Stepper, Walk
@@ -45,6 +55,13 @@ class operation(Generic[P, R]):
         if obj is None:
             return self
         op, core, run = self.op, obj._core, obj._run
+        if obj.asynchronous:
+            # A real coroutine function, so inspect.iscoroutinefunction() and the
+            # frameworks that rely on it (Django's async detection) see one.
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                return await run(op(core, *args, **kwargs))
+
+            return functools.wraps(op)(call)
         return functools.wraps(op)(lambda *args, **kwargs: run(op(core, *args, **kwargs)))
 
 
@@ -96,6 +113,9 @@ class BaseClient(Generic[H]):
     reported by the first request, so building a client at import time (in a
     settings module, say) never fails.
     """
+
+    #: True in the asyncio client: its operations are coroutine functions.
+    asynchronous: ClassVar[bool] = False
 
     def __init__(
         self,
