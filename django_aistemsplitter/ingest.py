@@ -19,8 +19,6 @@ import fnmatch
 import hashlib
 import logging
 import posixpath
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +36,12 @@ from django_aistemsplitter.engines.audio import AudioInfo, probe
 from django_aistemsplitter.exceptions import DownloadError, UnsafeStemNameError
 from django_aistemsplitter.models import TERMINAL, SplitJob, SplitStatus, Stem
 from django_aistemsplitter.storage import get_storage, stem_upload_to
+from django_aistemsplitter.workdirs import (  # noqa: F401 - part of this module's API
+    STAGING_PREFIX,
+    remove_dir,
+    staging_dir,
+    sweep_staging_dirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -205,14 +209,6 @@ def stage_local_files(files: Mapping[str, Path]) -> list[StagedStem]:
         ext = path.suffix.lower().lstrip(".") or "wav"
         staged.append(_verified(name, path, ext, path.stat().st_size, digest.hexdigest()))
     return staged
-
-
-def staging_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="aiss-ingest-"))
-
-
-def remove_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # --- commit ---------------------------------------------------------------------

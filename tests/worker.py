@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,20 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker at once (its process group), as an OOM kill or a
+        power cut would: no warm shutdown, no ack, no cleanup."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            if os.getpgid(self.process.pid) == self.process.pid:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            else:
+                self.process.kill()
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -51,8 +66,16 @@ def start_worker(
     queue: str | None = None,
     concurrency: int = 2,
     timeout: float = 60.0,
+    extra_env: dict[str, str] | None = None,
+    own_process_group: bool = False,
 ) -> WorkerProcess:
-    """Start a worker and wait until it is consuming its queue."""
+    """Start a worker and wait until it is consuming its queue.
+
+    ``extra_env`` adds environment variables (``TMPDIR``, Celery knobs read by
+    ``tests.celery_app``). With ``own_process_group`` the worker leads a new
+    process group, so :meth:`WorkerProcess.kill` takes down everything it
+    started (pool children included) with one signal.
+    """
     queue = queue or f"aiss-test-{uuid.uuid4().hex[:12]}"
     overrides: dict[str, Any] = {"AISTEMSPLITTER": {**aistemsplitter, "TASK_QUEUE": queue}}
     if storages is not None:
@@ -64,6 +87,7 @@ def start_worker(
         "AISTEMSPLITTER_TEST_MEDIA_ROOT": media_root,
         "AISTEMSPLITTER_TEST_OVERRIDES": json.dumps(overrides),
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     log_path = log_dir / f"worker-{queue}.log"
     args = [
@@ -90,7 +114,12 @@ def start_worker(
     started = time.monotonic()
     log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     worker.process = subprocess.Popen(
-        args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parent.parent
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        start_new_session=own_process_group,
     )
     deadline = started + timeout
     while time.monotonic() < deadline:

@@ -21,7 +21,6 @@ To write a third backend, subclass :class:`BaseBackend`, set ``name`` and
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django_aistemsplitter import contract
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.exceptions import UnsupportedModelError
+from django_aistemsplitter.workdirs import remove_dir
 
 if TYPE_CHECKING:
     from django_aistemsplitter.models import SplitJob
@@ -61,7 +61,7 @@ class Submission:
 
     def cleanup(self) -> None:
         if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            remove_dir(self.workdir)
 
 
 class BaseBackend:

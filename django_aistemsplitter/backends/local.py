@@ -8,7 +8,6 @@ emulates a hosted model it cannot run), so a job's model is what really ran.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines import Engine, get_engine
 from django_aistemsplitter.engines.files import separate_file
+from django_aistemsplitter.workdirs import remove_dir, staging_dir
 
 if TYPE_CHECKING:
     from django_aistemsplitter.models import SplitJob
@@ -73,7 +73,7 @@ class LocalBackend(BaseBackend):
         calls :meth:`Submission.cleanup`.
         """
         model = self.check_model(job.stem_model)
-        workdir = Path(tempfile.mkdtemp(prefix="aiss-local-"))
+        workdir = staging_dir()
         try:
             suffix = Path(job.audio.name or "audio").suffix or ".audio"
             source = workdir / f"source{suffix}"
@@ -85,7 +85,7 @@ class LocalBackend(BaseBackend):
             )
             source.unlink()
         except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_dir(workdir)
             raise
         now = timezone.now()
         split = Split(

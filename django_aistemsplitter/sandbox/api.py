@@ -299,4 +299,5 @@ class SandboxApp:
             raise ApiError(404, f"split {split.id} has no stem file {wanted!r}")
         response = self._file(path)
         response.truncate_at = self.faults.truncate_at(path.stat().st_size)
+        response.bytes_per_second = self.faults.download_rate()
         return response

@@ -55,6 +55,7 @@ class SandboxConfig:
     retry_after_seconds: int = 1
     latency_ms: int = 0
     truncate_rate: float = 0.0
+    download_kbps: int = 0
     seed: int | None = None
     quiet: bool = False
     #: Which of ``api_key``/``webhook_secret`` were generated (printed once at start).
@@ -143,6 +144,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--retry-after-seconds", type=_non_negative_int, default=1)
     faults.add_argument("--latency-ms", type=_non_negative_int, default=0)
     faults.add_argument("--truncate-rate", type=_rate, default=0.0, help="cut stem downloads")
+    faults.add_argument(
+        "--download-kbps",
+        type=_non_negative_int,
+        default=0,
+        help="stream stem files at N kilobits/s (0 = full speed; API calls unaffected)",
+    )
     faults.add_argument("--seed", type=int, default=None)
 
 

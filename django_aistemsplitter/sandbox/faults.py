@@ -59,3 +59,8 @@ class Faults:
         ):
             return None
         return max(1, min(size - 1, int(size * (0.1 + 0.8 * self._roll()))))
+
+    def download_rate(self) -> int | None:
+        """Bytes per second a stem file is streamed at (``--download-kbps``), or ``None``."""
+        kbps = self._config.download_kbps
+        return kbps * 1000 // 8 if kbps > 0 else None

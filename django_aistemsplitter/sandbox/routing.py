@@ -58,6 +58,8 @@ class Response:
     content_type: str = "application/json"
     #: For a file: bytes to send before cutting the connection (injected fault).
     truncate_at: int | None = None
+    #: For a file: pace the body at this many bytes per second (throttled downloads).
+    bytes_per_second: int | None = None
 
 
 Handler = Callable[[Request], Response]

@@ -19,7 +19,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, urlsplit
 
 from django_aistemsplitter import contract
@@ -36,6 +36,9 @@ from django_aistemsplitter.sandbox.webhooks import WebhookDispatcher
 from django_aistemsplitter.sandbox.wire import Links
 
 logger = logging.getLogger("django_aistemsplitter.sandbox")
+
+#: A throttled download is written in chunks of this fraction of a second's worth.
+THROTTLE_TICKS = 10
 
 DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout)
 
@@ -173,24 +176,47 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
 
     def _send_file(self, response: Response, request_id: str) -> None:
-        """Stream from disk; an injected truncation sends part, then hangs up."""
+        """Stream from disk; an injected truncation sends part, then hangs up.
+
+        ``bytes_per_second`` paces the body (``--download-kbps``): small chunks,
+        each sent when the running total is due, so a client sees a slow, steady
+        transfer it can be interrupted in the middle of.
+        """
         assert response.file is not None
-        with response.file.open("rb") as f:
-            size = response.file.stat().st_size
-            cut = response.truncate_at
-            if cut is not None:
-                self.close_connection = True
-            self.send_response(response.status)
-            self._common_headers(response, request_id, response.content_type, size)
-            self.end_headers()
-            left = size if cut is None else cut
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                left -= len(chunk)
-        self.wfile.flush()
+        stats = self.server.app.stats
+        stats.download_started()
+        outcome = "broken"
+        try:
+            with response.file.open("rb") as f:
+                size = response.file.stat().st_size
+                cut = response.truncate_at
+                if cut is not None:
+                    self.close_connection = True
+                self.send_response(response.status)
+                self._common_headers(response, request_id, response.content_type, size)
+                self.end_headers()
+                self._copy(f, size if cut is None else cut, response.bytes_per_second)
+            self.wfile.flush()
+            outcome = "completed" if cut is None else "truncated"
+        finally:
+            stats.download_ended(outcome)
+
+    def _copy(self, f: BinaryIO, length: int, rate: int | None) -> None:
+        """Write ``length`` bytes of ``f``, at most ``rate`` bytes per second if set."""
+        step = CHUNK if rate is None else max(1, min(CHUNK, rate // THROTTLE_TICKS))
+        started = time.monotonic()
+        sent = 0
+        while sent < length:
+            chunk = f.read(min(step, length - sent))
+            if not chunk:
+                break
+            if rate is not None:
+                due = started + sent / rate
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            self.wfile.write(chunk)
+            sent += len(chunk)
 
 
 class SandboxServer:

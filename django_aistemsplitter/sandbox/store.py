@@ -92,6 +92,11 @@ class Stats:
         self.webhooks: Counter[str] = Counter(
             {"attempted": 0, "delivered": 0, "failed": 0, "dropped": 0, "exhausted": 0}
         )
+        #: File bodies (stems, uploaded audio): started, and how each one ended;
+        #: ``in_flight`` is the number being streamed right now.
+        self.downloads: Counter[str] = Counter(
+            {"started": 0, "completed": 0, "truncated": 0, "broken": 0, "in_flight": 0}
+        )
 
     def count_request(self, route: str) -> None:
         with self._lock:
@@ -101,9 +106,24 @@ class Stats:
         with self._lock:
             self.webhooks[outcome] += 1
 
+    def download_started(self) -> None:
+        with self._lock:
+            self.downloads["started"] += 1
+            self.downloads["in_flight"] += 1
+
+    def download_ended(self, outcome: str) -> None:
+        """``outcome``: completed, truncated (injected) or broken (the client hung up)."""
+        with self._lock:
+            self.downloads[outcome] += 1
+            self.downloads["in_flight"] -= 1
+
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:
-            return {"requests": dict(self.requests), "webhooks": dict(self.webhooks)}
+            return {
+                "requests": dict(self.requests),
+                "webhooks": dict(self.webhooks),
+                "downloads": dict(self.downloads),
+            }
 
 
 class Store:

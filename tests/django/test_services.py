@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from django_aistemsplitter import services
+from django_aistemsplitter import services, workdirs
 from django_aistemsplitter.exceptions import (
     AudioDecodeError,
     InvalidTransitionError,
@@ -99,7 +100,10 @@ def test_local_split_runs_eagerly_end_to_end(
     wav_file: Path,
     celery_eager: None,
     django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where work dirs are made
     received: dict[str, Any] = {"saved": [], "submitted": 0}
 
     from django_aistemsplitter import signals
@@ -135,6 +139,8 @@ def test_local_split_runs_eagerly_end_to_end(
             assert hashlib.sha256(fh.read()).hexdigest() == stem.sha256
         assert stem.sample_rate == 44100 and stem.channels == 2
         assert stem.duration_seconds == pytest.approx(2.0)
+    # The engine's work dir is gone once the stems are stored.
+    assert list(tmp_path.glob(f"{workdirs.STAGING_PREFIX}*")) == []
 
 
 def test_retry_and_cancel(media_root: Path, wav_file: Path) -> None:

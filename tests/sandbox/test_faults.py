@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
 
-from tests.sandbox.helpers import api, file_server, stats, wait_terminal
+from tests.sandbox.helpers import api, file_server, stats, wait_for, wait_terminal
 from tests.sandbox_process import SandboxProcess
 
 
@@ -107,3 +108,55 @@ def test_server_survives_clients_that_hang_up(sandbox: SandboxProcess, wav_file:
             next(response.iter_raw(1024))  # read a little, then hang up
     assert httpx.get(done["stems"]["vocals"]).status_code == 200
     assert client.get("/credits").status_code == 200
+
+
+def test_download_kbps_throttles_stem_files_only(sandbox_factory, wav_file: Path) -> None:
+    kbps = 2000  # 250 kB/s
+    sandbox = sandbox_factory(download_kbps=kbps)
+    client = api(sandbox)
+    with file_server(wav_file.parent) as root:
+        created = client.post(
+            "/audio/splits", json={"input": {"type": "direct_url", "url": f"{root}/song.wav"}}
+        ).json()["data"]
+    done = wait_terminal(client, created["id"])
+    url = done["stems"]["vocals"]
+    rate = kbps * 1000 // 8
+
+    # Mid-download: the sandbox reports it in flight, and API calls still answer.
+    with httpx.stream("GET", url) as response:
+        size = int(response.headers["Content-Length"])
+        assert size > 2 * rate // 10  # more than a couple of throttle ticks
+        next(response.iter_raw(1024))
+        assert stats(sandbox)["downloads"]["in_flight"] == 1
+        assert client.get("/credits").status_code == 200
+        assert client.get(f"/audio/splits/{created['id']}").status_code == 200
+    # The client hung up part way: counted as broken, nothing left in flight.
+    wait_for(lambda: stats(sandbox)["downloads"]["broken"] == 1)
+    assert stats(sandbox)["downloads"]["in_flight"] == 0
+
+    # A whole download is complete and byte-identical, and cannot beat the rate:
+    # only the first tick's chunk goes out without waiting.
+    started = time.monotonic()
+    body = httpx.get(url, timeout=60).content
+    elapsed = time.monotonic() - started
+    assert len(body) == size
+    assert body[:4] == b"RIFF"
+    assert elapsed >= (size - rate // 10) / rate
+    downloads = stats(sandbox)["downloads"]
+    assert downloads["completed"] == 1 and downloads["in_flight"] == 0, downloads
+
+
+def test_download_kbps_rejects_negative_values() -> None:
+    from django_aistemsplitter.sandbox.config import build_parser, config_from_options
+
+    parser = build_parser()
+    assert config_from_options(vars(parser.parse_args([]))).download_kbps == 0
+    assert (
+        config_from_options(vars(parser.parse_args(["--download-kbps", "64"]))).download_kbps == 64
+    )
+    try:
+        parser.parse_args(["--download-kbps", "-1"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("a negative rate was accepted")
