@@ -29,6 +29,7 @@ import httpx
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from django_aistemsplitter import contract, signals
 from django_aistemsplitter.conf import get_setting
@@ -187,6 +188,7 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
                 try:
                     size, sha256 = download(url, dest, max_bytes=max_bytes, client=client)
                     staged.append(_verified(name, dest, ext, size, sha256))
+                    _heartbeat(job)
                     break
                 except (IncompleteDownloadError, httpx.TransportError) as exc:
                     dest.unlink(missing_ok=True)
@@ -195,6 +197,15 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
                     logger.info("stem %r of job %s: %s; trying again", name, job.pk, exc)
                     time.sleep(min(2.0, 0.25 * attempt))
     return staged
+
+
+def _heartbeat(job: SplitJob) -> None:
+    """Show progress to ``reconcile_splits``, which re-queues jobs silent too long.
+
+    A long download would otherwise look stuck and get a second ingest queued
+    behind it: harmless (the commit is locked) but twice the traffic.
+    """
+    SplitJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())
 
 
 def stage_local_files(files: Mapping[str, Path]) -> list[StagedStem]:

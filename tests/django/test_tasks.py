@@ -366,3 +366,29 @@ def test_failed_commit_leaves_no_files_and_a_retry_recovers(
     with bass.file.open("rb") as fh:
         assert hashlib.sha256(fh.read()).hexdigest() == bass.sha256  # the stray was replaced
     assert not submission.workdir or not submission.workdir.exists()
+
+
+@pytest.mark.django_db
+def test_staging_stems_keeps_the_job_from_looking_stuck(
+    settings: Any,
+    sandbox: SandboxProcess,
+    media_root: Path,
+    wav_file: Path,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> None:
+    """Each staged stem refreshes ``updated_at``, so reconcile does not queue a second ingest."""
+    from datetime import timedelta
+
+    from django_aistemsplitter.ingest import stage_remote_stems
+
+    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    long_ago = timezone.now() - timedelta(hours=2)
+    SplitJob.objects.filter(pk=job.pk).update(updated_at=long_ago)
+    with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        urls = client.get_split(job.remote_id).stems
+    staged = stage_remote_stems(job, urls, tmp_path)
+    assert sorted(s.name for s in staged) == ["bass", "drums", "other", "vocals"]
+    job.refresh_from_db()
+    assert job.updated_at > long_ago + timedelta(hours=1)
+    assert Stem.objects.filter(job=job).count() == 0  # staged, not yet stored
