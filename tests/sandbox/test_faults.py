@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -93,7 +94,9 @@ def test_latency_still_answers(sandbox_factory) -> None:
     sandbox = sandbox_factory(latency_ms=50)
     response = api(sandbox).get("/credits")
     assert response.status_code == 200
-    assert "GET /credits 200" in sandbox.log()
+    # The log line is written after the response is sent: wait for it.
+    line = wait_for(lambda: re.search(r"GET /credits 200 ([\d.]+)ms", sandbox.log()))
+    assert float(line.group(1)) >= 50.0  # the injected delay is part of the handling time
 
 
 def test_server_survives_clients_that_hang_up(sandbox: SandboxProcess, wav_file: Path) -> None:
