@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import django
 import httpx
 import pytest
+from django.core.files.storage import storages as file_storages
 from django.db import connection
 
 from tests.celery_app import app as celery_app
@@ -93,6 +95,13 @@ def worker_factory(
         settings.AISTEMSPLITTER = {**aistemsplitter, "TASK_QUEUE": worker.queue}
         if storages is not None:
             settings.STORAGES = storages
+            if django.VERSION < (5, 1):
+                # Django 4.2/5.0: override_settings(STORAGES=...) also marks the deprecated
+                # DEFAULT_FILE_STORAGE as overridden, and the storage handler then rebuilds
+                # "default" from that backend path alone, dropping its OPTIONS (bucket,
+                # endpoint...). Give the handler the intended config; the settings
+                # fixture's teardown resets it (Django deletes ``storages.backends``).
+                file_storages.backends = dict(storages)
         return worker
 
     yield make
