@@ -88,19 +88,13 @@ SMALL_KWARGS = {
     "bottom_channels": 0,
 }
 
-PEAK = """
-import os, random, resource, sys, time
+PEAK = (
+    _common.PEAK_SOURCE
+    + """
+import os, random, sys, time
 random.seed(0)
-
-def peak():
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
+)
 OURS = (
     PEAK
     + """

@@ -25,18 +25,7 @@ import _common
 
 from django_aistemsplitter.engines.synth import write_demo_song
 
-PEAK = """
-import resource
-
-def peak():
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-"""
+PEAK = _common.PEAK_SOURCE
 STREAMED = (
     PEAK
     + """

@@ -263,17 +263,32 @@ def poll_split(self: Task, job_id: str, polls_done: int = 0) -> str:
     if timezone.now() - started > timedelta(seconds=float(get_setting("POLL_TIMEOUT"))):
         fail(job, "POLL_TIMEOUT", "the split did not finish within POLL_TIMEOUT")
         return "timed out"
+    split = _fetch_and_apply(self, job, backend, "POLL_FAILED")
+    if isinstance(split, str):
+        return split
+    if not split.is_terminal:
+        enqueue_on_commit(poll_split, job_id, polls_done + 1, countdown=poll_delay(polls_done + 1))
+    return split.status
+
+
+def _fetch_and_apply(
+    task: Task, job: SplitJob, backend: BaseBackend, error_code: str
+) -> Split | str:
+    """GET the remote split and mirror it onto ``job``.
+
+    Returns the split, or the task's outcome when fetching failed: a transient
+    error schedules a retry (or fails the job once retries run out, recorded as
+    ``error_code``), and a split the service no longer knows fails the job.
+    """
     try:
         split = backend.fetch(job)
     except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(self, job, exc, "POLL_FAILED") or "failed"
+        return _retry_or_fail(task, job, exc, error_code) or "failed"
     except NotFoundError as exc:
         fail(job, "REMOTE_NOT_FOUND", str(exc))
         return "failed"
     apply_remote_split(job, split)
-    if not split.is_terminal:
-        enqueue_on_commit(poll_split, job_id, polls_done + 1, countdown=poll_delay(polls_done + 1))
-    return split.status
+    return split
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -292,15 +307,8 @@ def refresh_split(self: Task, job_id: str) -> str:
             enqueue_on_commit(submit_split, job_id)
             return "resubmitted"
         return "skipped: no remote id"
-    try:
-        split = backend.fetch(job)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(self, job, exc, "REFRESH_FAILED") or "failed"
-    except NotFoundError as exc:
-        fail(job, "REMOTE_NOT_FOUND", str(exc))
-        return "failed"
-    apply_remote_split(job, split)
-    return split.status
+    split = _fetch_and_apply(self, job, backend, "REFRESH_FAILED")
+    return split if isinstance(split, str) else split.status
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)

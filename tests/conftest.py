@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from django_aistemsplitter.engines.audio import write_audio
+from tests.celery_app import app as celery_app
 from tests.sandbox_process import SandboxProcess, start_sandbox
+
+# Imported at collection, like a project's ``proj/__init__.py`` imports its Celery
+# app: shared tasks bind to the current app, and it must be ours before any test
+# (or the live server) sends one, or they go to a default app with no broker.
+assert celery_app.main == "tests"
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +55,31 @@ def make_wav(path: Path, seconds: float = 2.0, rate: int = 44100, channels: int 
 @pytest.fixture
 def wav_file(tmp_path: Path) -> Path:
     return make_wav(tmp_path / "song.wav")
+
+
+@pytest.fixture
+def media_root(settings: Any, tmp_path: Path) -> Path:
+    """A fresh MEDIA_ROOT for the test, so stored files can be listed and compared."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Run tasks inline (only where no worker is the point of the test)."""
+    old = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
+
+
+@pytest.fixture
+def clear_cache() -> Iterator[None]:
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from django.core.files.base import ContentFile
 
 from django_aistemsplitter.engines.audio import write_audio
 from django_aistemsplitter.models import SplitJob, Stem, WebhookEvent
-from tests.celery_app import app as celery_app
 
 #: Values that must never appear in any page or response.
 SECRET_API_KEY = "sk_live_NEVER-SHOW-ME-7d1f0c"
@@ -82,32 +80,6 @@ def make_event(job: SplitJob, event_id: str = "evt_1", **fields: Any) -> Webhook
         payload=fields.pop("payload", {"id": event_id, "data": {"status": "succeeded"}}),
         **fields,
     )
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    old = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
-
-
-@pytest.fixture
-def clear_cache() -> Iterator[None]:
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def files_under(root: Path) -> list[Path]:

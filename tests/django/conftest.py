@@ -14,7 +14,6 @@ import pytest
 from django.core.files.storage import storages as file_storages
 from django.db import connection
 
-from tests.celery_app import app as celery_app
 from tests.sandbox_process import SandboxProcess
 from tests.services import REDIS, require
 from tests.worker import WorkerProcess, start_worker
@@ -25,24 +24,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture
-def media_root(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-@pytest.fixture
-def celery_eager() -> Iterator[None]:
-    """Run tasks inline (only where no worker is the point of the test)."""
-    old = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = old
 
 
 def hosted_settings(sandbox: SandboxProcess, **extra: Any) -> dict[str, Any]:
@@ -110,20 +91,6 @@ def worker_factory(
         worker.stop()
         if failed is not None and failed.failed:
             print(f"\n----- celery worker log ({worker.queue}) -----\n{worker.log()}")
-
-
-def wait_for(
-    predicate: Callable[[], Any], *, timeout: float = 90.0, interval: float = 0.2, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until truthy; fail with ``what`` after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def sha256_of_url(url: str, attempts: int = 20) -> str:

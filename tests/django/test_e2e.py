@@ -18,9 +18,10 @@ import pytest
 from django_aistemsplitter import services
 from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.models import SplitJob
-from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url, wait_for
+from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url
 from tests.sandbox_process import SandboxProcess
 from tests.services import POSTGRES, require
+from tests.waiting import wait_for
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]

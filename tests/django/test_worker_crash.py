@@ -50,9 +50,10 @@ from django_aistemsplitter.models import SplitJob, Stem
 from tests.celery_app import VISIBILITY_TIMEOUT_ENV
 from tests.celery_app import app as celery_app
 from tests.conftest import make_wav
-from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url, wait_for
+from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url
 from tests.sandbox_process import SandboxProcess
 from tests.services import POSTGRES, REDIS, require
+from tests.waiting import wait_for
 from tests.worker import WorkerProcess, start_worker
 
 #: A Redis database of their own (see the module docstring).

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from tests.sandbox_process import SandboxProcess
+from tests.waiting import wait_for
 
 TERMINAL = {"succeeded", "failed"}
 
@@ -27,18 +27,6 @@ def api(sandbox: SandboxProcess, key: str | None = None) -> httpx.Client:
         headers={"Authorization": f"Bearer {key or sandbox.api_key}"},
         timeout=30,
     )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, step: float = 0.05) -> Any:
-    """Poll until ``predicate()`` is truthy and return its value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(step)
 
 
 def wait_terminal(client: httpx.Client, split_id: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import pytest
 
 from django_aistemsplitter.sandbox import SandboxConfig, SandboxServer
 from django_aistemsplitter.sandbox.config import build_parser, config_from_options
-from tests.sandbox.helpers import wait_for
 from tests.sandbox_process import free_port
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +81,7 @@ def test_management_command_serves(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, timeout=30, step=0.1)
+        wait_for(up, timeout=30, interval=0.1)
         response = httpx.get(
             f"http://127.0.0.1:{port}/v1/credits",
             headers={"Authorization": "Bearer ast_test_cmd"},

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.sandbox.helpers import api, file_server, stats, wait_for, wait_terminal
+from tests.sandbox.helpers import api, file_server, stats, wait_terminal
 from tests.sandbox_process import SandboxProcess
+from tests.waiting import wait_for
 
 
 def test_fail_rate_gives_429_with_retry_after_and_500(sandbox_factory) -> None:
