@@ -18,6 +18,7 @@ app = Celery("example_project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
 # The safety net for lost webhooks and dead workers: `celery -A example_project beat`
 # runs reconcile_splits every AISTEMSPLITTER["RECONCILE_INTERVAL"] seconds.
 @app.on_after_configure.connect
