@@ -181,25 +181,29 @@ def parse_webhook(headers: Any, body: bytes) -> RemoteEvent:
 
 
 def _find_job(event: RemoteEvent) -> SplitJob | None:
-    """The job of ``event``'s split: by remote id, else by the job id in its metadata.
+    """The job of ``event``'s split: by remote id, else by the ids in its metadata.
 
-    The hosted backend puts our job id into the split's metadata, so a webhook that
-    beats the commit of the remote id still finds its job; it is only matched that
-    way while the job has no remote id, and the remote id is then filled in.
+    The hosted backend puts our job id and the attempt's idempotency key into the
+    split's metadata, so a webhook that beats the commit of the remote id still
+    finds its job. It is only matched that way while the job has no remote id and
+    still has that key (a retried job has a new one), and the remote id is then
+    filled in.
     """
     job = SplitJob.objects.filter(remote_id=event.split_id).order_by("-created_at").first()
     if job is not None:
         return job
-    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY
+    from django_aistemsplitter.backends.hosted import ATTEMPT_METADATA_KEY, JOB_METADATA_KEY
 
-    job_id = event.data.metadata.get(JOB_METADATA_KEY)
+    metadata = event.data.metadata
     try:
-        pk = uuid.UUID(str(job_id))
+        pk = uuid.UUID(str(metadata.get(JOB_METADATA_KEY)))
     except ValueError:
         return None
-    if not SplitJob.objects.filter(pk=pk, remote_id="").update(remote_id=event.split_id):
-        return None
-    return SplitJob.objects.get(pk=pk)
+    attempt = str(metadata.get(ATTEMPT_METADATA_KEY) or "")
+    claimed = SplitJob.objects.filter(pk=pk, remote_id="", idempotency_key=attempt).update(
+        remote_id=event.split_id
+    )
+    return SplitJob.objects.get(pk=pk) if claimed else None
 
 
 def _moves_forward(job: SplitJob, remote_status: str) -> bool:

@@ -28,9 +28,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Metadata key carrying our job id, so a webhook can find its job even when it
-#: arrives before the submitting task recorded the remote id.
+#: Metadata keys carrying our job id and the idempotency key of this attempt, so a
+#: webhook can find its job even when it arrives before the submitting task
+#: recorded the remote id, and a late event of an attempt that was since retried
+#: (a new key) cannot be mistaken for the current one.
 JOB_METADATA_KEY = "aistemsplitter_job"
+ATTEMPT_METADATA_KEY = "aistemsplitter_attempt"
+
+
+def job_metadata(job: SplitJob) -> dict[str, str]:
+    """What identifies ``job`` and its current attempt in the remote split's metadata."""
+    return {JOB_METADATA_KEY: str(job.pk), ATTEMPT_METADATA_KEY: job.idempotency_key}
 
 
 def webhook_url() -> str | None:
@@ -118,7 +126,7 @@ class HostedBackend(BaseBackend):
 
     def submit(self, job: SplitJob) -> Submission:
         audio_input = self.input_for(job)
-        metadata = {**(job.metadata or {}), JOB_METADATA_KEY: str(job.pk)}
+        metadata = {**(job.metadata or {}), **job_metadata(job)}
         split = self.client.create_split(
             input=audio_input,
             stem_model=job.stem_model,

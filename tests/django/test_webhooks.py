@@ -689,11 +689,11 @@ def test_concurrent_duplicates_make_one_row_and_one_processing(
 def test_event_before_remote_id_is_stored_finds_job_by_metadata(
     client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY
+    from django_aistemsplitter.backends.hosted import job_metadata
 
     job = make_job(SplitStatus.PENDING, remote_id="")
     event = full_event(contract.SUCCEEDED)
-    event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
+    event["data"]["metadata"] = job_metadata(job)
     with django_capture_on_commit_callbacks(execute=True):
         response = post(client, event)
     assert response.json()["outcome"] == "processed"
@@ -708,13 +708,37 @@ def test_event_before_remote_id_is_stored_finds_job_by_metadata(
 def test_metadata_never_steals_a_job_with_another_remote_id(
     client: Client, tasks: FakeTasks
 ) -> None:
-    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY
+    from django_aistemsplitter.backends.hosted import job_metadata
 
     job = make_job(SplitStatus.PROCESSING, remote_id="split_current")
     before = job_state(job)
     event = full_event(contract.SUCCEEDED, split_id="split_old_attempt")
-    event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
+    event["data"]["metadata"] = job_metadata(job)
     assert post(client, event).json()["outcome"] == "unknown_job"
     assert job_state(job) == before
     assert job.remote_id == "split_current"
     assert tasks.ingest_split.calls == []
+
+
+@pytest.mark.django_db
+def test_late_event_of_a_retried_attempt_does_not_touch_the_new_one(
+    client: Client, tasks: FakeTasks
+) -> None:
+    """A failed job was retried (new key, no remote id yet); its old split's webhook is late."""
+    from django_aistemsplitter.backends.hosted import JOB_METADATA_KEY, job_metadata
+
+    job = make_job(SplitStatus.FAILED, remote_id="split_first_attempt")
+    old_attempt = job_metadata(job)
+    assert job.reset_for_retry()
+    before = job_state(job)
+    event = full_event(contract.FAILED, split_id="split_first_attempt")
+    event["data"]["metadata"] = old_attempt
+    assert post(client, event).json()["outcome"] == "unknown_job"
+    job.refresh_from_db()
+    assert job_state(job) == before
+    assert job.status == SplitStatus.PENDING and job.remote_id == ""
+    # Without the attempt key (an id alone) nothing is claimed either.
+    event = full_event(contract.FAILED, event_id="evt_002", split_id="split_other")
+    event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
+    assert post(client, event).json()["outcome"] == "unknown_job"
+    assert job_state(job) == before
