@@ -126,12 +126,22 @@ class StemInline(ReadOnlyInline):
         "download",
         "size_display",
         "duration_seconds",
-        "sample_rate",
-        "channels",
-        "format",
+        "audio_format",
         "sha256_short",
     )
     readonly_fields = fields
+
+    @admin.display(description=_("audio"))
+    def audio_format(self, stem: Stem) -> str:
+        """One compact column ("44.1 kHz · 2 ch · WAV") keeps the row inside the page."""
+        parts = []
+        if stem.sample_rate:
+            parts.append(f"{stem.sample_rate / 1000:g} kHz")
+        if stem.channels:
+            parts.append(f"{stem.channels} ch")
+        if stem.format:
+            parts.append(stem.format.upper())
+        return " · ".join(parts) or "-"
 
     @admin.display(description=_("listen"))
     def player(self, stem: Stem) -> str:
