@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -24,7 +23,6 @@ from django.utils.translation import gettext_lazy as _
 
 from django_aistemsplitter import contract
 from django_aistemsplitter.compat import check_constraint
-from django_aistemsplitter.exceptions import InvalidTransitionError
 from django_aistemsplitter.storage import audio_upload_to, get_storage, stem_upload_to
 
 
@@ -307,13 +305,6 @@ class SplitJob(models.Model):
                 setattr(self, key, value)
         return bool(updated)
 
-    def advance_or_raise(self, status: str, **fields: Any) -> None:
-        if not self.advance(status, **fields):
-            self.refresh_from_db(fields=["status"])
-            raise InvalidTransitionError(
-                f"split job {self.pk} cannot move from {self.status!r} to {status!r}"
-            )
-
     def reset_for_retry(self) -> bool:
         """Failed/cancelled -> pending with a fresh idempotency key and no remote id.
 
@@ -338,12 +329,6 @@ class SplitJob(models.Model):
         if updated:
             self.refresh_from_db()
         return bool(updated)
-
-    def estimate_cost(self, price_per_minute: Decimal) -> Decimal | None:
-        if self.duration_seconds is None:
-            return None
-        minutes = Decimal(str(self.duration_seconds)) / Decimal(60)
-        return (minutes * price_per_minute).quantize(Decimal("0.0001"))
 
 
 stem_name_validator = RegexValidator(

@@ -42,13 +42,17 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from django_aistemsplitter import contract
+from django_aistemsplitter.backends.hosted import (
+    ATTEMPT_METADATA_KEY,
+    JOB_METADATA_KEY,
+)
+from django_aistemsplitter.backends.hosted import webhook_url as get_webhook_url
 from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.types import WebhookEvent as RemoteEvent
 from django_aistemsplitter.conf import SETTINGS_NAME, get_setting, user_settings
@@ -145,18 +149,6 @@ def _verifier(secrets: tuple[str, ...]) -> AiStemSplitter:
     return AiStemSplitter(webhook_secret=secrets)
 
 
-def get_webhook_url() -> str | None:
-    """The absolute URL the service should POST to, or None when webhooks are off.
-
-    ``WEBHOOK_BASE_URL`` is the public origin of the site (``https://app.example.com``);
-    the path comes from ``reverse("aistemsplitter:webhook")``.
-    """
-    base = get_setting("WEBHOOK_BASE_URL")
-    if not base:
-        return None
-    return str(base).rstrip("/") + reverse("aistemsplitter:webhook")
-
-
 def parse_webhook(headers: Any, body: bytes) -> RemoteEvent:
     """Verify ``body`` against the signature header, then decode the event.
 
@@ -192,8 +184,6 @@ def _find_job(event: RemoteEvent) -> SplitJob | None:
     job = SplitJob.objects.filter(remote_id=event.split_id).order_by("-created_at").first()
     if job is not None:
         return job
-    from django_aistemsplitter.backends.hosted import ATTEMPT_METADATA_KEY, JOB_METADATA_KEY
-
     metadata = event.data.metadata
     try:
         pk = uuid.UUID(str(metadata.get(JOB_METADATA_KEY)))
