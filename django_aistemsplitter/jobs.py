@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_aistemsplitter import contract, signals
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.models import SplitJob, SplitStatus
+from django_aistemsplitter.models import STATUS_RANK, TERMINAL, SplitJob, SplitStatus
 
 if TYPE_CHECKING:
     from django_aistemsplitter.client.types import Split
@@ -32,6 +32,21 @@ _REMOTE_TO_JOB = {
     contract.SUCCEEDED: SplitStatus.PROCESSING,
     contract.FAILED: SplitStatus.FAILED,
 }
+
+
+def could_advance(job: SplitJob, remote_status: str) -> bool:
+    """Whether a remote status could still change ``job`` (webhooks drop the rest).
+
+    A terminal job is done. A success matters until the stems are stored, since
+    it (re)queues their download even while one runs. Any other status matters
+    unless it maps behind the job's status; an unknown one is left to a fresh GET.
+    """
+    if job.status in TERMINAL:
+        return False
+    if remote_status == contract.SUCCEEDED:
+        return True
+    target = _REMOTE_TO_JOB.get(remote_status)
+    return target is None or STATUS_RANK[target] >= STATUS_RANK[job.status]
 
 
 def price_per_minute() -> Decimal:

@@ -57,11 +57,9 @@ from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.types import WebhookEvent as RemoteEvent
 from django_aistemsplitter.conf import SETTINGS_NAME, get_setting, user_settings
 from django_aistemsplitter.exceptions import ConfigurationError, SignatureVerificationError
+from django_aistemsplitter.jobs import could_advance
 from django_aistemsplitter.models import (
-    STATUS_RANK,
-    TERMINAL,
     SplitJob,
-    SplitStatus,
     WebhookEvent,
     WebhookOutcome,
 )
@@ -92,15 +90,6 @@ ERROR = str(WebhookOutcome.ERROR)
 
 #: Stored outcomes after which a redelivery is processed again.
 REPROCESS_OUTCOMES = frozenset({RECEIVED, ERROR, UNKNOWN_JOB})
-
-#: Remote split status -> the job status it corresponds to.
-REMOTE_TO_JOB_STATUS: dict[str, str] = {
-    contract.QUEUED: str(SplitStatus.SUBMITTED),
-    contract.PROCESSING: str(SplitStatus.PROCESSING),
-    # A remote success still has its stems to download: ingest moves the job on.
-    contract.SUCCEEDED: str(SplitStatus.DOWNLOADING),
-    contract.FAILED: str(SplitStatus.FAILED),
-}
 
 
 def _max_length(field: str, default: int) -> int:
@@ -196,21 +185,6 @@ def _find_job(event: RemoteEvent) -> SplitJob | None:
     return SplitJob.objects.get(pk=pk) if claimed else None
 
 
-def _moves_forward(job: SplitJob, remote_status: str) -> bool:
-    """Whether an event with ``remote_status`` could still change ``job``.
-
-    Only clear steps back are refused here (a terminal job; an event behind the
-    job's status); ``apply_remote_split`` is forward-only as well and decides the
-    rest, so the two cannot disagree about a real step forward.
-    """
-    if job.status in TERMINAL:
-        return False
-    target = REMOTE_TO_JOB_STATUS.get(remote_status)
-    if target is None:
-        return True  # unknown status: let a fresh GET decide
-    return STATUS_RANK[target] >= STATUS_RANK[job.status]
-
-
 def _enqueue_refresh(job: SplitJob) -> None:
     from django_aistemsplitter.tasks import enqueue_on_commit, refresh_split
 
@@ -231,7 +205,7 @@ def _process(record: WebhookEvent, event: RemoteEvent) -> str:
     if record.job_id != job.pk:
         record.job = job
         WebhookEvent.objects.filter(pk=record.pk).update(job=job)
-    if not _moves_forward(job, event.status):
+    if not could_advance(job, event.status):
         logger.info(
             "Webhook %s (%s) ignored: job %s is already %s.",
             event.id,
