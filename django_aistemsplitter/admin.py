@@ -282,7 +282,7 @@ class SplitJobAdmin(admin.ModelAdmin):
             return self.change_fieldsets
         from django_aistemsplitter.backends import get_backend
 
-        if get_backend().is_remote:
+        if get_backend().accepts_urls:
             return self.add_fieldsets
         # An in-process backend separates uploads only: do not offer a URL field.
         return [

@@ -114,7 +114,6 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     messages: list[CheckMessage] = []
-    remote = bool(getattr(cls, "is_remote", False))
     if _is_hosted(cls) and not get_setting("API_KEY"):
         messages.append(
             Error(
@@ -128,7 +127,9 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         )
         return messages  # the backend cannot be built without its key
-    if not remote:
+    from django_aistemsplitter.backends.local import LocalBackend
+
+    if issubclass(cls, LocalBackend):
         messages.extend(_check_engine())
         if messages:
             return messages

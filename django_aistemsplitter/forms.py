@@ -116,7 +116,7 @@ def validate_source_for_backend(source_url: str | None, backend: str | None = No
         return
     from django_aistemsplitter.backends import get_backend
 
-    if not get_backend(backend).is_remote:
+    if not get_backend(backend).accepts_urls:
         raise ValidationError(
             _(
                 "The configured backend separates uploaded audio only; upload the file "

@@ -24,7 +24,7 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.backends import BaseBackend, get_backend
+from django_aistemsplitter.backends import BaseBackend, RemoteBackend, get_backend
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines.audio import probe
 from django_aistemsplitter.exceptions import AiStemSplitterError, InvalidTransitionError
@@ -161,7 +161,7 @@ def split(
         job.source_field = source_field
 
     if url is not None:
-        if not engine.is_remote:
+        if not engine.accepts_urls:
             raise ValueError(
                 f"The {engine.name!r} backend separates stored audio; pass a file, "
                 "or use a remote backend for URLs."
@@ -172,7 +172,6 @@ def split(
             raise ValueError(f"not an http(s) URL: {url!r}") from exc
         job.source_url = url
         job.original_filename = posixpath.basename(url.split("?", 1)[0])[:255]
-        engine.validate(job)
         return _create(job)
 
     with ExitStack() as stack:
@@ -189,7 +188,6 @@ def split(
         file.seek(0)
         job.audio.save(filename, file, save=False)
     try:
-        engine.validate(job)
         return _create(job)
     except BaseException:
         job.audio.delete(save=False)
@@ -237,7 +235,7 @@ def redownload(job: SplitJob) -> None:
     """
     from django_aistemsplitter.tasks import enqueue_on_commit, ingest_split, refresh_split
 
-    if not get_backend(job.backend or None).is_remote:
+    if not isinstance(get_backend(job.backend or None), RemoteBackend):
         raise ValueError("stems of an in-process backend cannot be re-downloaded; retry the job")
     job.refresh_from_db()
     if job.status == SplitStatus.SUCCEEDED:

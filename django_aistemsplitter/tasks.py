@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.backends import BaseBackend, get_backend
+from django_aistemsplitter.backends import BaseBackend, InProcessBackend, RemoteBackend, get_backend
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.exceptions import (
@@ -158,21 +158,22 @@ def submit_split(self: Task, job_id: str) -> str:
     if job is None:
         return "missing"
     backend = _backend(job)
-    if not backend.is_remote:
+    if isinstance(backend, InProcessBackend):
         return _run_locally(self, job, backend)
+    assert isinstance(backend, RemoteBackend)
     if job.status != SplitStatus.PENDING:
         return f"skipped: already {job.status}"
     try:
-        submission = backend.submit(job)
+        split = backend.submit(job)
     except TRANSIENT_ERRORS as exc:
         return _retry_or_fail(self, job, exc, "SUBMIT_FAILED") or "failed"
     except (APIError, AiStemSplitterError, ValueError) as exc:
         fail(job, _error_code(exc, "SUBMIT_FAILED"), str(exc))
         return "failed"
-    mark_submitted(job, submission.split)
+    mark_submitted(job, split)
     _replay_early_webhooks(job)
-    apply_remote_split(job, submission.split)
-    if not submission.split.is_terminal and not backend.uses_webhooks():
+    apply_remote_split(job, split)
+    if not split.is_terminal and not backend.uses_webhooks():
         enqueue_on_commit(poll_split, str(job.pk), 0, countdown=poll_delay(0))
     return f"submitted {job.remote_id}"
 
@@ -205,7 +206,7 @@ def _progress_recorder(job: SplitJob) -> Callable[[float], None]:
     return record
 
 
-def _run_locally(task: Task, job: SplitJob, backend: BaseBackend) -> str:
+def _run_locally(task: Task, job: SplitJob, backend: InProcessBackend) -> str:
     """Separate in this worker and ingest the files directly.
 
     Safe to run twice: a finished job is skipped, and a second run racing the
@@ -216,21 +217,21 @@ def _run_locally(task: Task, job: SplitJob, backend: BaseBackend) -> str:
     mark_submitted(job, Split(id="", status=contract.QUEUED))
     job.advance(SplitStatus.PROCESSING)
     try:
-        submission = backend.submit(job, progress=_progress_recorder(job))  # type: ignore[call-arg]
+        result = backend.run(job, _progress_recorder(job))
     except TRANSIENT_ERRORS as exc:
         return _retry_or_fail(task, job, exc, "ENGINE_FAILED") or "failed"
     except (AiStemSplitterError, ValueError) as exc:
         fail(job, _error_code(exc, "ENGINE_FAILED"), str(exc))
         return "failed"
     try:
-        duration = submission.split.duration_seconds
+        duration = result.duration_seconds
         job.advance(
             SplitStatus.DOWNLOADING,
             progress=1.0,
             duration_seconds=duration,
             estimated_cost=estimate_cost(duration),
         )
-        staged = stage_local_files(submission.files)
+        staged = stage_local_files(result.files)
         stored = commit_stems(job, staged)
     except TRANSIENT_ERRORS as exc:
         return _retry_or_fail(task, job, exc, "INGEST_FAILED") or "failed"
@@ -238,7 +239,7 @@ def _run_locally(task: Task, job: SplitJob, backend: BaseBackend) -> str:
         fail(job, _error_code(exc, "INGEST_FAILED"), str(exc))
         return "failed"
     finally:
-        submission.cleanup()
+        result.cleanup()
     return "succeeded" if stored else "skipped: finished elsewhere"
 
 
@@ -257,7 +258,7 @@ def poll_split(self: Task, job_id: str, polls_done: int = 0) -> str:
     if job.is_terminal or job.status == SplitStatus.DOWNLOADING:
         return f"stopped: {job.status}"
     backend = _backend(job)
-    if not backend.is_remote or not job.remote_id:
+    if not isinstance(backend, RemoteBackend) or not job.remote_id:
         return "stopped: nothing to poll"
     started = job.submitted_at or job.created_at
     if timezone.now() - started > timedelta(seconds=float(get_setting("POLL_TIMEOUT"))):
@@ -272,7 +273,7 @@ def poll_split(self: Task, job_id: str, polls_done: int = 0) -> str:
 
 
 def _fetch_and_apply(
-    task: Task, job: SplitJob, backend: BaseBackend, error_code: str
+    task: Task, job: SplitJob, backend: RemoteBackend, error_code: str
 ) -> Split | str:
     """GET the remote split and mirror it onto ``job``.
 
@@ -300,7 +301,7 @@ def refresh_split(self: Task, job_id: str) -> str:
     if job.is_terminal:
         return f"skipped: already {job.status}"
     backend = _backend(job)
-    if not backend.is_remote:
+    if not isinstance(backend, RemoteBackend):
         return "skipped: not remote"
     if not job.remote_id:
         if job.status == SplitStatus.PENDING:
@@ -325,7 +326,7 @@ def ingest_split(self: Task, job_id: str, force: bool = False) -> str:
     if job.is_terminal and not (force and job.status == SplitStatus.SUCCEEDED):
         return f"skipped: already {job.status}"
     backend = _backend(job)
-    if not backend.is_remote:
+    if not isinstance(backend, RemoteBackend):
         return "skipped: stems of in-process backends are stored when they run"
     try:
         split = backend.fetch(job)
@@ -371,7 +372,7 @@ def reconcile_splits() -> dict[str, int]:
     stale = SplitJob.objects.active().filter(updated_at__lt=cutoff).order_by("updated_at")
     for job in stale.iterator():
         try:
-            remote = _backend(job).is_remote
+            remote = isinstance(_backend(job), RemoteBackend)
         except AiStemSplitterError:
             logger.exception("split job %s: its backend %r cannot be loaded", job.pk, job.backend)
             continue

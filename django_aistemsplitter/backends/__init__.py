@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_aistemsplitter.backends.base import BaseBackend, Submission
+from django_aistemsplitter.backends.base import (
+    BaseBackend,
+    InProcessBackend,
+    LocalResult,
+    ProgressCallback,
+    RemoteBackend,
+)
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.loading import load_class
 
-__all__ = ["BACKENDS", "BaseBackend", "Submission", "get_backend", "get_backend_class"]
+__all__ = [
+    "BACKENDS",
+    "BaseBackend",
+    "InProcessBackend",
+    "LocalResult",
+    "ProgressCallback",
+    "RemoteBackend",
+    "get_backend",
+    "get_backend_class",
+]
 
 #: Short name -> dotted path.
 BACKENDS: dict[str, str] = {

@@ -1,76 +1,54 @@
 """The interface every split backend implements, in the spirit of Django's email backends.
 
 A backend turns a :class:`~django_aistemsplitter.models.SplitJob` into stems.
-Two kinds exist:
+There are two kinds, and a backend is one or the other by its base class:
 
-* remote backends (``is_remote = True``) hand the audio to a service and learn
-  the outcome later, through webhooks or polling (:meth:`BaseBackend.fetch`);
-  the stems are then downloaded from the URLs in the returned :class:`Split`;
-* in-process backends (``is_remote = False``) do the work inside the Celery
-  worker during :meth:`BaseBackend.submit` and hand back the stem files on disk.
+* :class:`RemoteBackend` hands the audio to a service and learns the outcome
+  later, through webhooks or polling: :meth:`~RemoteBackend.submit` and
+  :meth:`~RemoteBackend.fetch` return the service's
+  :class:`~django_aistemsplitter.client.types.Split`, whose stem URLs are then
+  downloaded;
+* :class:`InProcessBackend` does the work inside the Celery worker:
+  :meth:`~InProcessBackend.run` reports progress through a callback and returns
+  the stem files on local disk as a :class:`LocalResult`.
 
-Both return the same :class:`Submission`, whose ``split`` uses the API client's
-:class:`~django_aistemsplitter.client.types.Split`, so the state-mirroring code
-(:func:`django_aistemsplitter.jobs.apply_remote_split`) has one input type.
+The tasks pick their path by type (``isinstance``), never by a flag, so each kind
+only has the methods that make sense for it.
 
-To write a third backend, subclass :class:`BaseBackend`, set ``name`` and
-``is_remote``, implement :meth:`available_models`, :attr:`default_model` and
-:meth:`submit` (and :meth:`fetch` when remote), and point
+To write a third backend, subclass one of the two, set ``name``, implement
+:meth:`BaseBackend.available_models` and :attr:`BaseBackend.default_model`, then
+either ``submit``/``fetch`` (remote) or ``run`` (in-process), and point
 ``AISTEMSPLITTER["BACKEND"]`` at its dotted path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.exceptions import UnsupportedModelError
 from django_aistemsplitter.workdirs import remove_dir
 
 if TYPE_CHECKING:
+    from django_aistemsplitter.client.types import Split
     from django_aistemsplitter.models import SplitJob
 
-__all__ = ["BaseBackend", "Submission"]
+__all__ = ["BaseBackend", "InProcessBackend", "LocalResult", "ProgressCallback", "RemoteBackend"]
 
-
-@dataclass
-class Submission:
-    """What :meth:`BaseBackend.submit` returns.
-
-    ``split`` is the state right after submitting (its ``id`` is the remote id;
-    empty for in-process backends, which create nothing remote). ``files`` is
-    only set by in-process backends: finished stems on local disk, inside
-    ``workdir``, which the caller removes with :meth:`cleanup` once ingested.
-    """
-
-    split: Split
-    files: Mapping[str, Path] = field(default_factory=dict)
-    workdir: Path | None = None
-
-    @property
-    def remote_id(self) -> str:
-        return self.split.id
-
-    @property
-    def status(self) -> str:
-        return self.split.status
-
-    def cleanup(self) -> None:
-        if self.workdir is not None:
-            remove_dir(self.workdir)
+#: Called by in-process backends with the fraction done (0.0 to 1.0).
+ProgressCallback = Callable[[float], None]
 
 
 class BaseBackend:
-    """Base class of split backends; instantiate through :func:`~.get_backend`."""
+    """What both kinds share: a name and the models served; build with :func:`~.get_backend`."""
 
     #: Short name stored on each job (``SplitJob.backend``) to route later calls.
     name: ClassVar[str] = ""
-    #: True when the outcome arrives later (webhook or poll) and stems are URLs.
-    is_remote: ClassVar[bool] = True
+    #: Whether a job may give a URL instead of a file (the service fetches it).
+    accepts_urls: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -85,6 +63,7 @@ class BaseBackend:
         raise NotImplementedError
 
     def normalize_model(self, model: str) -> str:
+        """The canonical name of ``model`` (the SDK aliases ``4s``/``6s`` resolved)."""
         return contract.normalize_model(model)
 
     def check_model(self, model: str) -> str:
@@ -102,32 +81,58 @@ class BaseBackend:
             )
         return normalized
 
-    def validate(self, job: SplitJob) -> None:
-        """Refuse a job this backend cannot run (raise); called before it is saved."""
-        self.check_model(job.stem_model)
-        if job.output_format not in contract.OUTPUT_FORMATS:
-            raise ValueError(
-                f"Unknown output format {job.output_format!r}; "
-                f"use one of {', '.join(contract.OUTPUT_FORMATS)}."
-            )
-        if not job.audio and not job.source_url:
-            raise ValueError("A split job needs audio or a source URL.")
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
-    def submit(self, job: SplitJob) -> Submission:
-        """Start (remote) or do (in-process) the split of ``job``.
 
-        Must be safe to call twice for the same job: remote backends send the
-        job's ``idempotency_key`` so a redelivered task replays, not duplicates.
+class RemoteBackend(BaseBackend):
+    """A service does the split; its outcome arrives by webhook or by polling."""
+
+    accepts_urls = True
+
+    def submit(self, job: SplitJob) -> Split:
+        """Start the split of ``job``; return the remote split as created.
+
+        Must be safe to call twice for the same job: send the job's
+        ``idempotency_key`` so a redelivered task replays, not duplicates.
         """
+        raise NotImplementedError
+
+    def fetch(self, job: SplitJob) -> Split:
+        """The current remote state of ``job`` (it has a ``remote_id``)."""
         raise NotImplementedError
 
     def uses_webhooks(self) -> bool:
         """True when the outcome will be pushed to us; otherwise jobs are polled."""
         return False
 
-    def fetch(self, job: SplitJob) -> Split:
-        """The current remote state of ``job`` (remote backends only)."""
-        raise NotImplementedError(f"the {self.name!r} backend has nothing to fetch")
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name!r}>"
+@dataclass
+class LocalResult:
+    """What :meth:`InProcessBackend.run` returns: finished stems on local disk.
+
+    ``files`` (stem name -> path) lie inside ``workdir``, which the caller removes
+    with :meth:`cleanup` once the stems are stored.
+    """
+
+    files: Mapping[str, Path]
+    workdir: Path | None = None
+    duration_seconds: float | None = None
+    model: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        if self.workdir is not None:
+            remove_dir(self.workdir)
+
+
+class InProcessBackend(BaseBackend):
+    """The split runs inside the worker that picks the job up."""
+
+    def run(self, job: SplitJob, progress: ProgressCallback) -> LocalResult:
+        """Separate ``job``'s audio now, calling ``progress`` as work gets done.
+
+        Safe to call twice: each call works in a directory of its own, and the
+        caller stores the result under a row lock, so a second run stores nothing.
+        """
+        raise NotImplementedError

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.urls import NoReverseMatch, reverse
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.backends.base import BaseBackend, Submission
+from django_aistemsplitter.backends.base import RemoteBackend
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.conf import get_setting
 
@@ -57,9 +57,8 @@ def webhook_url() -> str | None:
     return str(base).rstrip("/") + path
 
 
-class HostedBackend(BaseBackend):
+class HostedBackend(RemoteBackend):
     name = "hosted"
-    is_remote = True
 
     def __init__(self, client: AiStemSplitter | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -124,7 +123,7 @@ class HostedBackend(BaseBackend):
         job.refresh_from_db(fields=["remote_input"])
         return dict(job.remote_input)
 
-    def submit(self, job: SplitJob) -> Submission:
+    def submit(self, job: SplitJob) -> Split:
         audio_input = self.input_for(job)
         metadata = {**(job.metadata or {}), **job_metadata(job)}
         split = self.client.create_split(
@@ -136,7 +135,7 @@ class HostedBackend(BaseBackend):
             idempotency_key=job.idempotency_key,
         )
         logger.info("split job %s submitted as %s (%s)", job.pk, split.id, split.status)
-        return Submission(split=split)
+        return split
 
     def fetch(self, job: SplitJob) -> Split:
         if not job.remote_id:

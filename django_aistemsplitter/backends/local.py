@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from django.utils import timezone
-
 from django_aistemsplitter import contract
-from django_aistemsplitter.backends.base import BaseBackend, Submission
-from django_aistemsplitter.client.types import Split
+from django_aistemsplitter.backends.base import InProcessBackend, LocalResult, ProgressCallback
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines import Engine, get_engine
 from django_aistemsplitter.engines.files import separate_file
@@ -30,9 +26,8 @@ if TYPE_CHECKING:
 CHUNK = 1024 * 1024
 
 
-class LocalBackend(BaseBackend):
+class LocalBackend(InProcessBackend):
     name = "local"
-    is_remote = False
 
     def __init__(self, engine: str | None = None, **options: Any) -> None:
         super().__init__(**options)
@@ -58,19 +53,12 @@ class LocalBackend(BaseBackend):
         # Only map the SDK aliases when the engine does not serve the name itself.
         return model if self.engine.serves(model) else contract.normalize_model(model)
 
-    def validate(self, job: SplitJob) -> None:
-        super().validate(job)
-        if not job.audio:
-            raise ValueError(
-                "The local backend separates stored audio; a URL input needs a remote backend."
-            )
-
-    def submit(self, job: SplitJob, progress: Callable[[float], None] | None = None) -> Submission:
+    def run(self, job: SplitJob, progress: ProgressCallback) -> LocalResult:
         """Separate the job's audio now, into a temporary directory.
 
         The source is streamed out of storage into that directory first because
-        the engine decodes a local file; the caller ingests ``files`` and then
-        calls :meth:`Submission.cleanup`.
+        the engine decodes a local file; the caller stores ``files`` and then
+        calls :meth:`LocalResult.cleanup`.
         """
         model = self.check_model(job.stem_model)
         workdir = staging_dir()
@@ -87,18 +75,10 @@ class LocalBackend(BaseBackend):
         except BaseException:
             remove_dir(workdir)
             raise
-        now = timezone.now()
-        split = Split(
-            id="",
-            status=contract.SUCCEEDED,
-            stem_model=result.model_ran,
-            filename=job.display_name,
+        return LocalResult(
+            files=dict(result.stems),
+            workdir=workdir,
             duration_seconds=result.duration,
-            credits_used=None,
-            progress=1.0,
-            created_at=now,
-            updated_at=now,
+            model=result.model_ran,
             metadata={"engine": self.engine.name, "seconds": time.monotonic() - started},
-            output_format=job.output_format,
         )
-        return Submission(split=split, files=dict(result.stems), workdir=workdir)

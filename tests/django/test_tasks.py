@@ -329,7 +329,7 @@ def test_failed_commit_leaves_no_files_and_a_retry_recovers(
     with django_capture_on_commit_callbacks():
         job = services.split(wav_file)
     job.advance(SplitJob.Status.DOWNLOADING)
-    submission = LocalBackend().submit(job)
+    submission = LocalBackend().run(job, lambda fraction: None)
     try:
         staged = stage_local_files(submission.files)
         # A previous run crashed after storing this file, before its commit.
