@@ -13,7 +13,8 @@ load the real file; only the weights are random, which changes neither speed nor
 memory.
 
 Each side runs in a fresh interpreter on the same generated song (44.1 kHz stereo
-16-bit WAV):
+16-bit WAV); with ``--repeats`` the two sides alternate, so a change in the
+machine's load hits both, and the fastest run of each is kept:
 
 * ours: ``separate_file(get_engine("demucs", repo=..., device="cpu", ...), ...)``,
   the path the local backend takes (block streaming, 16-bit WAV stems);
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,7 +59,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from django_aistemsplitter.engines.synth import write_demo_song
+from django_aistemsplitter.sandbox.synth import write_demo_song
 
 MODEL = "htdemucs"
 #: The released htdemucs (signature 955717e8, from demucs's ``remote/htdemucs.yaml``):
@@ -164,10 +166,14 @@ def run(code: str, *args: str, env: dict[str, str]) -> tuple[float, float, str]:
     return wall, int(out.stdout.split()[-1]) / 1024, out.stderr
 
 
+def fastest(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The fastest wall time of ``runs`` and the largest peak RSS seen."""
+    return min(wall for wall, _ in runs), max(mib for _, mib in runs)
+
+
 def best(code: str, *args: str, env: dict[str, str], repeats: int) -> tuple[float, float]:
     """Fastest wall time of ``repeats`` runs and the largest peak RSS seen."""
-    runs = [run(code, *args, env=env)[:2] for _ in range(repeats)]
-    return min(wall for wall, _ in runs), max(mib for _, mib in runs)
+    return fastest([run(code, *args, env=env)[:2] for _ in range(repeats)])
 
 
 def read_stems(directory: Path) -> dict[str, np.ndarray]:
@@ -215,6 +221,70 @@ def compare(ours_dir: Path, cli_dir: Path, song: Path) -> list[str]:
     return lines
 
 
+@dataclass
+class Comparison:
+    """One comparison: (wall s, peak RSS MiB) of each side, and the stem table."""
+
+    seconds: float
+    small: bool
+    sig: str
+    params: int
+    threads: str
+    load: tuple[float, float]
+    ours: tuple[float, float]
+    cli: tuple[float, float]
+    stems: list[str]
+
+
+def compare_with_cli(
+    seconds: float,
+    *,
+    small: bool = False,
+    shifts: int = 1,
+    overlap: float = 0.25,
+    segment: int | None = None,
+    threads: int | None = None,
+    repeats: int = 1,
+    keep: Path | None = None,
+    with_cli: bool = True,
+) -> Comparison:
+    """Run both sides on a generated ``seconds`` song (``with_cli=False``: ours only)."""
+    env = dict(os.environ)
+    env.pop("DEMUCS_REPO", None)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    options = {"shifts": shifts, "overlap": overlap, "segment": segment}
+    cli_flags = ["-d", "cpu", "--shifts", str(shifts), "--overlap", str(overlap)]
+    if segment is not None:
+        cli_flags += ["--segment", str(segment)]
+
+    with tempfile.TemporaryDirectory() as scratch:
+        work = keep or Path(scratch)
+        repo = work / "repo"
+        sig, params = build_repo(repo, small)
+        song = write_demo_song(work / "song.wav", seconds)
+        ours_out, cli_out = work / "ours", work / "cli"
+        load = best(LOAD_ONLY, str(repo), env=env, repeats=repeats)
+        ours_args = [str(song), str(repo), str(ours_out), json.dumps(options)]
+        cli_args = ["--repo", str(repo), "-n", MODEL, *cli_flags, "--clip-mode", "none"]
+        cli_args += ["-o", str(cli_out), str(song)]
+        # Alternate the two sides, so a change in the machine's load hits both.
+        ours_runs, cli_runs = [], []
+        for _ in range(repeats):
+            ours_runs.append(run(OURS, *ours_args, env=env)[:2])
+            if with_cli:
+                cli_runs.append(run(CLI, *cli_args, env=env)[:2])
+        ours = fastest(ours_runs)
+        cli, stems = (float("nan"), float("nan")), []
+        if with_cli:
+            cli = fastest(cli_runs)
+            stems = compare(ours_out, cli_out / MODEL / song.stem, song)
+    return Comparison(
+        seconds, small, sig, params, env.get("OMP_NUM_THREADS", "?"), load, ours, cli, stems
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -228,56 +298,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="keep the fastest")
     parser.add_argument("--keep", type=Path, help="build the repo and outputs here, keep them")
     args = parser.parse_args()
-
-    env = dict(os.environ)
-    env.pop("DEMUCS_REPO", None)
-    if args.threads:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(args.threads)
-    threads = env.get("OMP_NUM_THREADS", "?")
-    options = {"shifts": args.shifts, "overlap": args.overlap, "segment": args.segment}
-    cli_flags = ["-d", "cpu", "--shifts", str(args.shifts), "--overlap", str(args.overlap)]
-    if args.segment is not None:
-        cli_flags += ["--segment", str(args.segment)]
-
-    with tempfile.TemporaryDirectory() as scratch:
-        work = args.keep or Path(scratch)
-        repo = work / "repo"
-        sig, params = build_repo(repo, args.small)
-        song = write_demo_song(work / "song.wav", args.seconds)
-        ours_out, cli_out = work / "ours", work / "cli"
-        load = best(LOAD_ONLY, str(repo), env=env, repeats=args.repeats)
-        ours = best(
-            OURS,
-            str(song),
-            str(repo),
-            str(ours_out),
-            json.dumps(options),
-            env=env,
-            repeats=args.repeats,
-        )
-        cli = best(
-            CLI,
-            "--repo",
-            str(repo),
-            "-n",
-            MODEL,
-            *cli_flags,
-            "--clip-mode",
-            "none",
-            "-o",
-            str(cli_out),
-            str(song),
-            env=env,
-            repeats=args.repeats,
-        )
-        stems = compare(ours_out, cli_out / MODEL / song.stem, song)
-
+    result = compare_with_cli(
+        args.seconds,
+        small=args.small,
+        shifts=args.shifts,
+        overlap=args.overlap,
+        segment=args.segment,
+        threads=args.threads,
+        repeats=args.repeats,
+        keep=args.keep,
+    )
+    load, ours, cli = result.load, result.ours, result.cli
     size = "--small model" if args.small else "full-size architecture"
     segment = f"{args.segment} s" if args.segment else "model default (7.8 s)"
     print(
-        f"{MODEL} ({sig}.th, {size}, {params:,} parameters, random weights); "
-        f"{args.seconds:g} s song, 44.1 kHz stereo; cpu, {threads} thread(s); "
+        f"{MODEL} ({result.sig}.th, {size}, {result.params:,} parameters, random weights); "
+        f"{args.seconds:g} s song, 44.1 kHz stereo; cpu, {result.threads} thread(s); "
         f"shifts {args.shifts}, overlap {args.overlap}, segment {segment}; "
         f"best of {args.repeats}"
     )
@@ -290,7 +326,7 @@ def main() -> None:
         f"{ours[1] / cli[1]:13.2f}"
     )
     print()
-    print("\n".join(stems))
+    print("\n".join(result.stems))
 
 
 if __name__ == "__main__":

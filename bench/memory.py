@@ -23,7 +23,7 @@ from pathlib import Path
 
 import _common
 
-from django_aistemsplitter.engines.synth import write_demo_song
+from django_aistemsplitter.sandbox.synth import write_demo_song
 
 PEAK = _common.PEAK_SOURCE
 STREAMED = (
@@ -71,6 +71,21 @@ def peak_mib(code: str, *args: str) -> tuple[float, float]:
     return int(out.stdout.split()[-1]) / 1024, time.perf_counter() - started
 
 
+def measure(
+    short: float, long: float, engine: str = "spectral", whole: float = 0.0
+) -> list[tuple[str, float, float, float]]:
+    """Rows of (run, audio seconds, peak RSS MiB, wall seconds), import-only first."""
+    rows = [("import only", 0.0, *peak_mib(IMPORT_ONLY))]
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, seconds in (("streamed", short), ("streamed", long)):
+            song = write_demo_song(Path(tmp) / f"song{seconds:g}.wav", seconds)
+            rows.append((label, seconds, *peak_mib(STREAMED, str(song), engine, tmp)))
+        if whole:
+            song = write_demo_song(Path(tmp) / "whole.wav", whole)
+            rows.append(("whole in RAM", whole, *peak_mib(WHOLE, str(song), engine)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", type=float, default=10.0)
@@ -78,14 +93,7 @@ def main() -> None:
     parser.add_argument("--engine", default="spectral")
     parser.add_argument("--whole", type=float, default=0.0)
     args = parser.parse_args()
-    rows = [("import only", 0.0, *peak_mib(IMPORT_ONLY))]
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, seconds in (("streamed", args.short), ("streamed", args.long)):
-            song = write_demo_song(Path(tmp) / f"song{seconds:g}.wav", seconds)
-            rows.append((label, seconds, *peak_mib(STREAMED, str(song), args.engine, tmp)))
-        if args.whole:
-            song = write_demo_song(Path(tmp) / "whole.wav", args.whole)
-            rows.append(("whole in RAM", args.whole, *peak_mib(WHOLE, str(song), args.engine)))
+    rows = measure(args.short, args.long, args.engine, args.whole)
     print(f"engine {args.engine}, 44.1 kHz stereo, peak RSS of a fresh process")
     print(f"{'run':14} {'audio s':>8} {'peak RSS MiB':>13} {'wall s':>8}")
     for label, seconds, mib, wall in rows:

@@ -5,7 +5,7 @@
 For every stem it prints the SDR of the "mixture baseline" (the mix itself used
 as the estimate, the number to beat), the spectral engine's SDR and the
 improvement, averaged over the seeds. SDR is the plain signal-to-distortion
-ratio over the whole clip (see ``django_aistemsplitter.engines.synth.sdr``).
+ratio over the whole clip (see ``django_aistemsplitter.sandbox.synth.sdr``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import _common  # noqa: F401  (sets threads and sys.path)
 import numpy as np
 
 from django_aistemsplitter.engines import get_engine
-from django_aistemsplitter.engines.synth import STEMS, make_mixture, sdr
+from django_aistemsplitter.sandbox.synth import STEMS, make_mixture, sdr
 
 
 def evaluate(seconds: float, seeds: list[int], voice: str) -> dict[str, tuple[float, float]]:
+    """Stem -> (mixture SDR, spectral SDR), each averaged over ``seeds``."""
     engine = get_engine("spectral")
     scores: dict[str, list[tuple[float, float]]] = {name: [] for name in STEMS}
     for seed in seeds:

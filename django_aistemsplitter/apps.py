@@ -11,9 +11,26 @@ class AiStemSplitterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # System checks and auto-split registrations from settings are wired here,
-        # once the app registry is ready, never at import time.
-        from django_aistemsplitter import checks  # noqa: F401
+        """Wire the app once the registry is ready, never at import time.
+
+        * system checks register themselves on import;
+        * the Celery tasks become the sender of job steps (the layers below them
+          name a step and never import the tasks);
+        * auto-split: one receiver pair for every model, and the registrations
+          from ``AUTO_SPLIT``;
+        * each stem's waveform is drawn when the stem is stored;
+        * the hosted backend's shared HTTP clients are closed when a Celery
+          worker (process) shuts down.
+        """
+        from celery import signals as celery_signals
+
+        from django_aistemsplitter import autosplit, checks, dispatch, tasks, waveform  # noqa: F401
+        from django_aistemsplitter.backends.hosted.backend import close_clients
         from django_aistemsplitter.registry import register_from_settings
 
+        dispatch.connect(tasks.send_step)
+        autosplit.connect()
+        waveform.connect()
         register_from_settings()
+        celery_signals.worker_process_shutdown.connect(close_clients, weak=False)
+        celery_signals.worker_shutdown.connect(close_clients, weak=False)

@@ -16,23 +16,47 @@ Every message names the setting to change and never shows a secret's value.
 ``aistemsplitter.W001``  unknown key in ``AISTEMSPLITTER`` (a typo?)
 ``aistemsplitter.W002``  ``WEBHOOK_BASE_URL`` uses plain http outside DEBUG
 ``aistemsplitter.W003``  ``WEBHOOK_BASE_URL`` already ends with the webhook path
+``aistemsplitter.W004``  uploads would land in the project root (no ``MEDIA_ROOT``)
 ``aistemsplitter.I001``  Celery runs tasks eagerly outside DEBUG
+``aistemsplitter.E020``  a job lifetime limit (runs, reconcile attempts, timeout) is not positive
+``aistemsplitter.W020``  ``JOB_TIMEOUT`` is shorter than ``RECONCILE_AFTER``
+``aistemsplitter.E030``  an audio limit (size, sample rates, channels, duration) is not positive
+``aistemsplitter.E031``  ``MAX_DURATION_SECONDS`` gives an estimated cost too large to store
+``aistemsplitter.W030``  the audio limits reach beyond what the engines handle
+``aistemsplitter.W031``  ``ALLOW_PRIVATE_SOURCE_URLS`` is on outside DEBUG
+``aistemsplitter.E040``  ``WEBHOOK_MAX_BYTES`` is not a positive integer
 ======================  ==========================================================
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Warning, register
+from django.core.files.storage import storages
 from django.urls import NoReverseMatch, reverse
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.conf import DEFAULTS, SETTINGS_NAME, get_setting, unknown_keys
+from django_aistemsplitter.backends import get_backend_class
+from django_aistemsplitter.backends.hosted import HostedBackend
+from django_aistemsplitter.backends.local import LocalBackend
+from django_aistemsplitter.conf import (
+    DEFAULTS,
+    SETTINGS_NAME,
+    configured_webhook_secrets,
+    get_setting,
+    unknown_keys,
+)
+from django_aistemsplitter.engines import ENGINES, get_engine_class
+from django_aistemsplitter.engines import limits as engine_limits
 from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.models import SplitJob
+from django_aistemsplitter.pricing import estimate_cost
 
 TAG = "aistemsplitter"
 WEBHOOK_URL_NAME = "aistemsplitter:webhook"
@@ -79,8 +103,6 @@ def check_unknown_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
 
 def _backend_class() -> tuple[type | None, str | None]:
     """The configured backend class, or the reason it cannot be loaded."""
-    from django_aistemsplitter.backends import get_backend_class
-
     try:
         return get_backend_class(get_setting("BACKEND")), None
     except ConfigurationError as exc:
@@ -89,10 +111,6 @@ def _backend_class() -> tuple[type | None, str | None]:
 
 def _is_hosted(cls: type) -> bool:
     """Whether ``cls`` talks to the AiStemSplitter API (and so needs an API key)."""
-    try:
-        from django_aistemsplitter.backends.hosted import HostedBackend
-    except ImportError:
-        return getattr(cls, "name", "") == "hosted"
     return issubclass(cls, HostedBackend)
 
 
@@ -127,8 +145,6 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         )
         return messages  # the backend cannot be built without its key
-    from django_aistemsplitter.backends.local import LocalBackend
-
     if issubclass(cls, LocalBackend):
         messages.extend(_check_engine())
         if messages:
@@ -163,8 +179,6 @@ def check_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 
 def _check_engine() -> list[CheckMessage]:
-    from django_aistemsplitter.engines import ENGINES, get_engine_class
-
     engine = get_setting("ENGINE")
     try:
         get_engine_class(str(engine))
@@ -186,8 +200,6 @@ def _check_engine() -> list[CheckMessage]:
 def check_storage(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if not _settings_ok():
         return []
-    from django.core.files.storage import storages
-
     alias = get_setting("STORAGE")
     if alias in storages.backends:
         return []
@@ -205,14 +217,11 @@ def check_storage(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _secret_problem() -> str | None:
     """None when usable; otherwise why not (never the value itself)."""
-    value = get_setting("WEBHOOK_SECRET")
-    if value in (None, "", [], ()):
-        return "missing"
-    if isinstance(value, str):
-        return None if value.strip() else "missing"
-    if isinstance(value, (list, tuple)) and all(isinstance(s, str) and s.strip() for s in value):
-        return None
-    return "type"
+    try:
+        secrets = configured_webhook_secrets()
+    except (TypeError, ValueError):
+        return "type"
+    return None if secrets else "missing"
 
 
 @register(TAG)
@@ -317,3 +326,242 @@ def check_celery(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _project_roots() -> set[str]:
+    """Directories where stored files should never land: the cwd and ``BASE_DIR``."""
+    roots = {os.path.realpath(os.getcwd())}
+    base_dir = getattr(settings, "BASE_DIR", None)
+    if base_dir:
+        roots.add(os.path.realpath(str(base_dir)))
+    return roots
+
+
+@register(TAG)
+def check_media_root(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W004: a file-system ``STORAGE`` without ``MEDIA_ROOT`` writes into the project.
+
+    Django's ``FileSystemStorage`` falls back to the current directory when
+    ``MEDIA_ROOT`` is empty, so a new project's uploads and stems would end up
+    next to ``manage.py`` (and in its version control). Other storages (S3 ...)
+    are not concerned.
+    """
+    if not _settings_ok():
+        return []
+    from django.core.files.storage import FileSystemStorage, storages
+    from django.utils.module_loading import import_string
+
+    alias = get_setting("STORAGE")
+    config: Any = storages.backends.get(alias)  # the settings dict (typed as a Storage)
+    if config is None:
+        return []  # E006
+    try:
+        backend = import_string(config["BACKEND"])
+    except (ImportError, KeyError):
+        return []
+    if not (isinstance(backend, type) and issubclass(backend, FileSystemStorage)):
+        return []
+    storage = storages[alias]
+    if not isinstance(storage, FileSystemStorage):
+        return []
+    location = os.path.realpath(storage.location)
+    if storage.base_location and location not in _project_roots():
+        return []
+    where = "the current directory" if not storage.base_location else "the project root"
+    return [
+        Warning(
+            f"Uploaded audio and stems of the {alias!r} storage would be written to {where} "
+            f"({location}): settings.MEDIA_ROOT is not set to a directory of its own.",
+            hint=(
+                "Set MEDIA_ROOT = BASE_DIR / 'media' (and MEDIA_URL = 'media/'), give the "
+                f"{alias!r} storage a 'location' option, or point {_name('STORAGE')} at "
+                "another storage alias."
+            ),
+            id="aistemsplitter.W004",
+        )
+    ]
+
+
+def _positive_number(value: Any, *, integer: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if integer and not isinstance(value, int):
+        return False
+    return bool(value > 0) and value != float("inf")
+
+
+@register(TAG)
+def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E020/W020: the limits that make every job end must be able to end one.
+
+    ``MAX_UNFINISHED_RUNS`` and ``RECONCILE_MAX_ATTEMPTS`` of 0 (or less) would
+    fail every job before it runs; a ``JOB_TIMEOUT`` of 0 means none (allowed),
+    a negative or infinite one is a mistake, and one shorter than
+    ``RECONCILE_AFTER`` fails jobs before reconciliation ever looks at them.
+    """
+    if not _settings_ok():
+        return []
+    messages: list[CheckMessage] = []
+    for key in ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS"):
+        value = get_setting(key)
+        if not _positive_number(value, integer=True):
+            messages.append(
+                Error(
+                    f"{_name(key)} is {value!r}; it must be a whole number of 1 or more.",
+                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
+                    id="aistemsplitter.E020",
+                )
+            )
+    timeout = get_setting("JOB_TIMEOUT")
+    if timeout in (None, 0):
+        return messages
+    if not _positive_number(timeout, integer=False):
+        messages.append(
+            Error(
+                f"{_name('JOB_TIMEOUT')} is {timeout!r}; it must be a number of seconds above 0 "
+                "(or None for no deadline).",
+                hint=f"Remove it to use the default ({DEFAULTS['JOB_TIMEOUT']!r} s).",
+                id="aistemsplitter.E020",
+            )
+        )
+        return messages
+    after = get_setting("RECONCILE_AFTER")
+    if _positive_number(after, integer=False) and timeout < after:
+        messages.append(
+            Warning(
+                f"{_name('JOB_TIMEOUT')} ({timeout} s) is shorter than "
+                f"{_name('RECONCILE_AFTER')} ({after} s): jobs fail by their deadline before "
+                "reconciliation ever nudges them.",
+                hint="Give jobs more time than a job needs to count as stuck.",
+                id="aistemsplitter.W020",
+            )
+        )
+    return messages
+
+
+#: Settings that bound the audio a request may bring: key -> whole number expected.
+_AUDIO_LIMITS = {
+    "MAX_UPLOAD_BYTES": True,
+    "MIN_SAMPLE_RATE": True,
+    "MAX_SAMPLE_RATE": True,
+    "MAX_CHANNELS": True,
+    "MAX_DURATION_SECONDS": False,
+}
+
+
+def _cost_ceiling() -> Decimal:
+    """The first estimated cost the job's ``estimated_cost`` column cannot store."""
+    field = SplitJob._meta.get_field("estimated_cost")
+    digits = int(getattr(field, "max_digits", 0) or 0) - int(
+        getattr(field, "decimal_places", 0) or 0
+    )
+    return Decimal(10) ** digits
+
+
+@register(TAG)
+def check_audio_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E030/E031/W030: the audio limits of the validation path must make sense.
+
+    Each is a positive number and the sample rate range is not empty (E030); the
+    longest audio at ``PRICE_PER_MINUTE`` must give an estimated cost the job can
+    store (E031, else a long upload would fail with a database error); and a range
+    beyond what the engines handle (``engines.limits``) lets through audio that
+    the local engines then refuse (W030).
+    """
+    if not _settings_ok():
+        return []
+    messages: list[CheckMessage] = []
+    for key, integer in _AUDIO_LIMITS.items():
+        value = get_setting(key)
+        if not _positive_number(value, integer=integer):
+            kind = "a whole number" if integer else "a number"
+            messages.append(
+                Error(
+                    f"{_name(key)} is {value!r}; it must be {kind} above 0.",
+                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
+                    id="aistemsplitter.E030",
+                )
+            )
+    if messages:
+        return messages
+    low, high = get_setting("MIN_SAMPLE_RATE"), get_setting("MAX_SAMPLE_RATE")
+    if low > high:
+        messages.append(
+            Error(
+                f"{_name('MIN_SAMPLE_RATE')} ({low} Hz) is above {_name('MAX_SAMPLE_RATE')} "
+                f"({high} Hz), so every upload would be refused.",
+                hint="Swap them, or remove both to use the defaults.",
+                id="aistemsplitter.E030",
+            )
+        )
+    longest = get_setting("MAX_DURATION_SECONDS")
+    try:
+        cost = estimate_cost(longest)
+    except (ArithmeticError, ValueError):
+        cost = None
+    if cost is None or cost >= _cost_ceiling():
+        messages.append(
+            Error(
+                f"{_name('MAX_DURATION_SECONDS')} ({longest} s) at {_name('PRICE_PER_MINUTE')} "
+                f"gives an estimated cost the job cannot store (at most {_cost_ceiling() - 1}).",
+                hint=f"Lower {_name('MAX_DURATION_SECONDS')}; an hour or a few is usual.",
+                id="aistemsplitter.E031",
+            )
+        )
+    outside = []
+    if low < engine_limits.MIN_SAMPLE_RATE or high > engine_limits.MAX_SAMPLE_RATE:
+        outside.append(
+            f"sample rates {low}-{high} Hz (engines: "
+            f"{engine_limits.MIN_SAMPLE_RATE}-{engine_limits.MAX_SAMPLE_RATE} Hz)"
+        )
+    if get_setting("MAX_CHANNELS") > engine_limits.MAX_CHANNELS:
+        outside.append(
+            f"{get_setting('MAX_CHANNELS')} channels (engines: {engine_limits.MAX_CHANNELS})"
+        )
+    if outside:
+        messages.append(
+            Warning(
+                f"The audio limits accept {' and '.join(outside)}, beyond what the engines "
+                "handle: such uploads are accepted, then the local engines refuse them.",
+                hint=(
+                    f"Keep {_name('MIN_SAMPLE_RATE')}, {_name('MAX_SAMPLE_RATE')} and "
+                    f"{_name('MAX_CHANNELS')} within the engines' bounds (the defaults)."
+                ),
+                id="aistemsplitter.W030",
+            )
+        )
+    return messages
+
+
+@register(TAG)
+def check_source_url_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W031: ``ALLOW_PRIVATE_SOURCE_URLS`` outside DEBUG lets users name internal hosts."""
+    if not _settings_ok() or not get_setting("ALLOW_PRIVATE_SOURCE_URLS") or settings.DEBUG:
+        return []
+    return [
+        Warning(
+            f"{_name('ALLOW_PRIVATE_SOURCE_URLS')} is on outside DEBUG: a source_url may name "
+            "loopback, private and link-local addresses (such as 169.254.169.254, where "
+            "clouds serve instance credentials).",
+            hint=f"Set {_name('ALLOW_PRIVATE_SOURCE_URLS')} = False in production.",
+            id="aistemsplitter.W031",
+        )
+    ]
+
+
+@register(TAG)
+def check_webhook_body_limit(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E040: the webhook receiver reads at most ``WEBHOOK_MAX_BYTES`` of a body.
+
+    Anything but a positive integer would make every delivery fail (0 refuses all of
+    them, a string cannot be compared), so it is reported before the first request.
+    """
+    if not _settings_ok() or _positive_number(get_setting("WEBHOOK_MAX_BYTES"), integer=True):
+        return []
+    return [
+        Error(
+            f"{_name('WEBHOOK_MAX_BYTES')} must be a positive integer (bytes).",
+            hint=f"Remove {_name('WEBHOOK_MAX_BYTES')} to use 1 MB, or set a number of bytes.",
+            id="aistemsplitter.E040",
+        )
+    ]

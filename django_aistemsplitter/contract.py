@@ -75,13 +75,9 @@ ERROR_CODES: Final[dict[int, str]] = {
     502: "INTERNAL_ERROR",
     503: "INTERNAL_ERROR",
 }
-RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 
 LIST_LIMIT_DEFAULT: Final = 20
 LIST_LIMIT_MAX: Final = 100
-
-#: Published price range per audio minute, in USD.
-PRICE_PER_MINUTE_RANGE: Final = (0.08, 0.14)
 
 # A stem name becomes part of a file name and a storage key: keep it boring.
 STEM_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")

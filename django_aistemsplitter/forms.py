@@ -1,89 +1,38 @@
-"""Validation of a split request, shared by the admin add form and the REST API.
+"""The form of a split request, used by the admin's add view.
 
-Every check that decides whether a request may become a job lives here, once:
-the upload (present, not empty, under ``MAX_UPLOAD_BYTES``, decodable audio), the
-URL alternative, and the model (one the configured backend serves). The admin's
-:class:`SplitJobAddForm` uses these validators as form field validators; the API's
-serializer fields use the very same functions (DRF turns Django's
-``ValidationError`` into a 400 answer), so the two can never disagree.
+The form only reads the request (a file or a URL, a model, an output format);
+whether it may become a job is decided by
+:func:`django_aistemsplitter.validation.validate_split_request`, the one place
+that holds those rules for every entry point. :meth:`SplitRequestForm.clean`
+calls it and shows its refusal as an error on the field at fault; the accepted
+request is left in ``cleaned_data["split_request"]`` for
+:func:`django_aistemsplitter.services.create_split`, so the audio is decoded
+only once.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.files.uploadedfile import UploadedFile
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.engines.audio import AudioInfo, probe
-from django_aistemsplitter.exceptions import AudioDecodeError
 from django_aistemsplitter.models import OutputFormat, SplitJob
+from django_aistemsplitter.validation import (
+    InvalidSplitRequest,
+    available_models,
+    default_model,
+    validate_split_request,
+)
 
 __all__ = [
     "SplitJobAddForm",
     "SplitRequestForm",
-    "clean_split_source",
-    "default_model",
     "model_choices",
-    "validate_audio_file",
-    "validate_audio_upload",
-    "validate_source_for_backend",
-    "validate_stem_model",
+    "service_error_message",
 ]
-
-
-def validate_audio_upload(upload: UploadedFile) -> AudioInfo:
-    """Check an uploaded file is non-empty, small enough and decodable; return its info.
-
-    Raises :class:`~django.core.exceptions.ValidationError` whose message says why
-    (code ``empty``, ``too_large`` or ``not_audio``).
-    """
-    size = getattr(upload, "size", None)
-    if not size:
-        raise ValidationError(_("The file is empty."), code="empty")
-    limit = int(get_setting("MAX_UPLOAD_BYTES"))
-    if size > limit:
-        raise ValidationError(
-            _("The file is %(size)s; the largest accepted upload is %(limit)s."),
-            code="too_large",
-            params={"size": filesizeformat(size), "limit": filesizeformat(limit)},
-        )
-    try:
-        return probe(upload)
-    except AudioDecodeError as exc:
-        raise ValidationError(
-            _(
-                "This file is not audio that can be decoded (WAV, FLAC, OGG or MP3), "
-                "or it is corrupt: %(reason)s"
-            ),
-            code="not_audio",
-            params={"reason": str(exc)},
-        ) from exc
-    finally:
-        if hasattr(upload, "seek"):
-            upload.seek(0)
-
-
-def validate_audio_file(upload: Any) -> None:
-    """:func:`validate_audio_upload` as a field validator (returns nothing)."""
-    validate_audio_upload(upload)
-
-
-def available_models(backend: str | None = None) -> list[str]:
-    from django_aistemsplitter import services
-
-    return list(services.available_models(backend))
-
-
-def default_model() -> str:
-    from django_aistemsplitter import services
-
-    return str(services.default_model())
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -91,80 +40,60 @@ def model_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in available_models()]
 
 
-def validate_stem_model(name: str) -> None:
-    """Refuse a model the configured backend does not serve (code ``unknown_model``)."""
-    models = available_models()
-    if name not in models:
-        raise ValidationError(
-            _("Unknown model %(model)s; this backend serves: %(models)s."),
-            code="unknown_model",
-            params={"model": repr(name), "models": ", ".join(models) or "-"},
-        )
-
-
-def clean_split_source(audio: Any, source_url: str | None) -> None:
-    """Exactly one of an uploaded file or a URL (code ``source``)."""
-    if audio and source_url:
-        raise ValidationError(_("Give either an audio file or a URL, not both."), code="source")
-    if not audio and not source_url:
-        raise ValidationError(_("Upload an audio file or give its URL."), code="source")
-
-
-def validate_source_for_backend(source_url: str | None, backend: str | None = None) -> None:
-    """A URL input needs a backend that fetches it (a remote one; code ``url_unsupported``)."""
-    if not source_url:
-        return
-    from django_aistemsplitter.backends import get_backend
-
-    if not get_backend(backend).accepts_urls:
-        raise ValidationError(
-            _(
-                "The configured backend separates uploaded audio only; upload the file "
-                "instead of giving a URL."
-            ),
-            code="url_unsupported",
-        )
-
-
 def service_error_message(exc: Exception) -> str:
-    """A user-facing sentence for an error raised by ``services.split``."""
+    """A user-facing sentence for an error raised by a function of ``services``."""
     return str(exc) or exc.__class__.__name__
 
 
-#: ``assume_scheme`` exists from Django 5.0 (silences its https-default warning).
-_URL_FIELD_OPTIONS: dict[str, Any] = (
-    {"assume_scheme": "https"}
-    if "assume_scheme" in inspect.signature(forms.URLField.__init__).parameters
-    else {}
-)
+class DecidedChoiceField(forms.ChoiceField):
+    """A select whose value is judged by the validation path, not by its choices.
 
+    The choices are what the user is offered; which values are accepted (model
+    aliases such as ``6s`` too) is :func:`validate_split_request`'s decision.
+    """
 
-class AudioUploadField(forms.FileField):
-    """A file field that only accepts decodable audio within the size limit."""
+    def valid_value(self, value: Any) -> bool:
+        return True
 
-    default_validators = [validate_audio_file]
-    default_error_messages = {"empty": _("The file is empty.")}
-    widget = forms.ClearableFileInput(attrs={"accept": "audio/*"})
+    def refusal(self, exc: InvalidSplitRequest) -> ValidationError:
+        """A refused value in Django's own words for a select ("Select a valid choice")."""
+        return ValidationError(
+            self.error_messages["invalid_choice"], code=exc.code, params=exc.params
+        )
 
 
 class SplitRequestForm(forms.Form):
-    """Audio (file or URL), model and output format: one split request."""
+    """Audio (file or URL), model and output format: one split request.
 
-    audio = AudioUploadField(
+    ``upload_refusal`` is set (on a subclass, by the view) when the upload was
+    refused while it streamed in (:mod:`django_aistemsplitter.uploads`): the file
+    is then missing from the request, and the form reports that refusal instead
+    of judging what is left.
+    """
+
+    upload_refusal: InvalidSplitRequest | None = None
+
+    audio = forms.FileField(
         label=_("Audio file"),
         required=False,
+        allow_empty_file=True,  # "The file is empty." comes from the validation path
+        widget=forms.ClearableFileInput(attrs={"accept": "audio/*"}),
         help_text=_("WAV, FLAC, OGG or MP3."),
     )
-    source_url = forms.URLField(
+    source_url = forms.CharField(
         label=_("or audio URL"),
         required=False,
-        max_length=2000,
-        **_URL_FIELD_OPTIONS,
+        widget=forms.URLInput,
         help_text=_("A public http(s) URL the backend fetches the audio from."),
     )
-    stem_model = forms.ChoiceField(label=_("Model"), choices=model_choices)
-    output_format = forms.ChoiceField(
-        label=_("Output format"), choices=OutputFormat.choices, initial=OutputFormat.WAV
+    stem_model = DecidedChoiceField(
+        label=_("Model"),
+        choices=model_choices,
+    )
+    output_format = DecidedChoiceField(
+        label=_("Output format"),
+        choices=OutputFormat.choices,
+        initial=OutputFormat.WAV,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -180,22 +109,41 @@ class SplitRequestForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if "audio" in self.errors:
+        if self.upload_refusal is not None:
+            # The body was cut off at the file: the fields after it never arrived,
+            # which is not the user's mistake. Say only why the upload was refused.
+            self.errors.clear()
+            self._refuse(self.upload_refusal)
             return cleaned
+        if self.errors:
+            return cleaned  # a field could not even be read
         try:
-            clean_split_source(cleaned.get("audio"), cleaned.get("source_url"))
-            validate_source_for_backend(cleaned.get("source_url"))
-        except ValidationError as exc:
-            self.add_error(None, exc)
+            cleaned["split_request"] = validate_split_request(
+                cleaned.get("audio") or None,
+                url=cleaned.get("source_url") or None,
+                stem_model=cleaned.get("stem_model") or None,
+                output_format=cleaned.get("output_format") or None,
+            )
+        except InvalidSplitRequest as exc:
+            self._refuse(exc)
         return cleaned
+
+    def _refuse(self, exc: InvalidSplitRequest) -> None:
+        """Show a refusal of the validation path as an error on the field at fault."""
+        field = self.fields.get(exc.field or "")
+        if isinstance(field, DecidedChoiceField):
+            self.add_error(exc.field, field.refusal(exc))
+        else:
+            error = ValidationError(exc.message, code=exc.code, params=exc.params)
+            self.add_error(exc.field if field is not None else None, error)
 
 
 class SplitJobAddForm(SplitRequestForm, forms.ModelForm):
     """The admin's add form: the request fields of :class:`SplitRequestForm`.
 
     It is a ``ModelForm`` only because the admin wants one; the job itself is
-    created by ``services.split`` (see ``SplitJobAdmin.save_model``), never by
-    ``form.save()``.
+    created by ``services.create_split`` from ``cleaned_data["split_request"]``
+    (see the admin's ``save_model``), never by ``form.save()``.
     """
 
     class Meta:
@@ -203,5 +151,5 @@ class SplitJobAddForm(SplitRequestForm, forms.ModelForm):
         fields: tuple[str, ...] = ()
 
     def _post_clean(self) -> None:
-        # Nothing of the instance is validated or built here: services.split does it.
+        # Nothing of the instance is validated or built here: services.create_split does it.
         return None

@@ -4,7 +4,10 @@ A stem URL comes from the network, so everything about it is checked before a
 byte is trusted: its name (it becomes part of a storage key), its host (only
 ``ALLOWED_DOWNLOAD_HOSTS``), its scheme (https unless ``ALLOW_HTTP_DOWNLOADS``),
 its size (``MAX_STEM_BYTES``, checked on the header and while streaming), its
-completeness (a short read is retried) and its content (it must decode as audio).
+completeness (a short read is retried), its duration (``DOWNLOAD_TIMEOUT``) and
+its content (it must decode as audio). The rules are the API client's download
+policy (:mod:`django_aistemsplitter.client.downloads`); this module maps the
+settings onto it.
 
 Downloads go to a temporary directory first. Only when every stem is complete
 are they written to storage, and the :class:`Stem` rows plus the job's move to
@@ -15,7 +18,6 @@ retry never leaves a partial stem or a duplicate row.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import posixpath
@@ -23,18 +25,24 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from django_aistemsplitter import contract, signals
+from django_aistemsplitter.client import DownloadPolicy, PolicyNames, download_file
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines.audio import AudioInfo, probe
-from django_aistemsplitter.exceptions import DownloadError, UnsafeStemNameError
+from django_aistemsplitter.exceptions import (
+    DownloadRefusedError,  # noqa: F401 - part of this module's API (tasks, tests)
+    DownloadTimeoutError,
+    IncompleteDownloadError,
+    UnsafeStemNameError,
+)
+from django_aistemsplitter.jobs import heartbeat
 from django_aistemsplitter.models import TERMINAL, SplitJob, SplitStatus, Stem
 from django_aistemsplitter.storage import get_storage, stem_upload_to
 from django_aistemsplitter.workdirs import (  # noqa: F401 - part of this module's API
@@ -50,14 +58,6 @@ CHUNK = 256 * 1024
 MAX_REDIRECTS = 3
 
 
-class DownloadRefusedError(DownloadError):
-    """The download is not allowed (host, scheme, size): retrying cannot help."""
-
-
-class IncompleteDownloadError(DownloadError):
-    """The body arrived short or the transfer broke: worth another try."""
-
-
 @dataclass(frozen=True)
 class StagedStem:
     """One complete, verified stem file on local disk, ready to store."""
@@ -71,6 +71,16 @@ class StagedStem:
 
 
 # --- policy ---------------------------------------------------------------------
+# The rules themselves (hosts, scheme, redirects, size, completeness, deadline) are
+# the API client's download policy; this section only maps the settings onto it.
+
+#: How refusals name what to change: this app's settings.
+SETTING_NAMES = PolicyNames(
+    allowed_hosts="ALLOWED_DOWNLOAD_HOSTS",
+    allow_http="ALLOW_HTTP_DOWNLOADS",
+    max_bytes="MAX_STEM_BYTES",
+    deadline="DOWNLOAD_TIMEOUT",
+)
 
 
 def allowed_hosts() -> list[str]:
@@ -84,20 +94,22 @@ def allowed_hosts() -> list[str]:
     return [str(h).lower() for h in hosts]
 
 
+def download_policy(*, max_bytes: int | None = None) -> DownloadPolicy:
+    """The stem download settings as the client's :class:`DownloadPolicy`."""
+    deadline = get_setting("DOWNLOAD_TIMEOUT")
+    return DownloadPolicy(
+        allowed_hosts=allowed_hosts(),
+        allow_http=bool(get_setting("ALLOW_HTTP_DOWNLOADS")),
+        max_bytes=int(get_setting("MAX_STEM_BYTES")) if max_bytes is None else max_bytes,
+        max_redirects=MAX_REDIRECTS,
+        deadline=float(deadline) if deadline else None,
+        names=SETTING_NAMES,
+    )
+
+
 def check_url(url: str) -> None:
     """Refuse a URL whose scheme or host is not allowed (before connecting)."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme != "https" and not (scheme == "http" and get_setting("ALLOW_HTTP_DOWNLOADS")):
-        raise DownloadRefusedError(
-            f"refusing a {scheme or 'scheme-less'} stem URL: only https is allowed "
-            "(set ALLOW_HTTP_DOWNLOADS for plain http)"
-        )
-    host = (parts.hostname or "").lower()
-    if not host or not any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed_hosts()):
-        raise DownloadRefusedError(
-            f"refusing to download a stem from host {host!r}: not in ALLOWED_DOWNLOAD_HOSTS"
-        )
+    download_policy().check_url(url)
 
 
 def check_stem_names(names: Iterable[str]) -> None:
@@ -115,46 +127,20 @@ def _extension(url: str, default: str) -> str:
 
 
 def download(url: str, dest: Path, *, max_bytes: int, client: httpx.Client) -> tuple[int, str]:
-    """Stream ``url`` into ``dest``; returns (size, sha256).
+    """Stream ``url`` into ``dest`` under the settings' policy; returns (size, sha256).
 
-    Redirects are followed by hand so every hop passes :func:`check_url`.
+    Raises :class:`DownloadRefusedError` (host, scheme, size, redirects: final) or
+    :class:`IncompleteDownloadError` (cut, short, an error answer such as the 403
+    of an expired presigned URL, or ``DOWNLOAD_TIMEOUT`` passed: worth a retry).
     """
-    for _hop in range(MAX_REDIRECTS + 1):
-        check_url(url)
-        with client.stream("GET", url) as response:
-            if response.is_redirect:
-                url = urljoin(url, response.headers.get("location", ""))
-                continue
-            if response.status_code != 200:
-                # 403/404 usually mean an expired presigned URL: a retry fetches fresh ones.
-                raise IncompleteDownloadError(f"stem download answered HTTP {response.status_code}")
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise DownloadRefusedError(
-                    f"stem is {int(declared)} bytes, over MAX_STEM_BYTES ({max_bytes})"
-                )
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                with open(dest, "wb") as fh:
-                    for chunk in response.iter_bytes(CHUNK):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise DownloadRefusedError(
-                                f"stem is over MAX_STEM_BYTES ({max_bytes} bytes)"
-                            )
-                        digest.update(chunk)
-                        fh.write(chunk)
-            except httpx.HTTPError as exc:
-                raise IncompleteDownloadError(f"stem download broke off: {exc}") from exc
-            # Content-Length counts the bytes on the wire (before any decoding).
-            received = response.num_bytes_downloaded
-            if declared is not None and declared.isdigit() and received != int(declared):
-                raise IncompleteDownloadError(
-                    f"stem download is incomplete ({received} of {declared} bytes)"
-                )
-            return size, digest.hexdigest()
-    raise DownloadRefusedError(f"more than {MAX_REDIRECTS} redirects")
+    got = download_file(
+        url,
+        dest,
+        policy=download_policy(max_bytes=max_bytes),
+        http=client,
+        timeout=float(get_setting("HTTP_TIMEOUT")),
+    )
+    return got.size, got.sha256
 
 
 def _verified(name: str, path: Path, ext: str, size: int, sha256: str) -> StagedStem:
@@ -190,6 +176,8 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
                     staged.append(_verified(name, dest, ext, size, sha256))
                     _heartbeat(job)
                     break
+                except DownloadTimeoutError:
+                    raise  # the stem's time is up: the task's own retry decides
                 except (IncompleteDownloadError, httpx.TransportError) as exc:
                     dest.unlink(missing_ok=True)
                     if attempt == attempts:
@@ -200,12 +188,13 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
 
 
 def _heartbeat(job: SplitJob) -> None:
-    """Show progress to ``reconcile_splits``, which re-queues jobs silent too long.
+    """Beat (:func:`~django_aistemsplitter.jobs.heartbeat`) after each stored stem.
 
-    A long download would otherwise look stuck and get a second ingest queued
-    behind it: harmless (the commit is locked) but twice the traffic.
+    ``reconcile_splits`` re-queues jobs silent too long; a long download would
+    otherwise look stuck and get a second ingest queued behind it: harmless (the
+    commit is locked) but twice the traffic.
     """
-    SplitJob.objects.filter(pk=job.pk).update(updated_at=timezone.now())
+    heartbeat(job)
 
 
 def stage_local_files(files: Mapping[str, Path]) -> list[StagedStem]:

@@ -8,91 +8,23 @@ job backwards whatever order they land in.
 
 from __future__ import annotations
 
-import os
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.core.files.storage import Storage
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_aistemsplitter import contract
 from django_aistemsplitter.compat import check_constraint
-from django_aistemsplitter.storage import audio_upload_to, get_storage, stem_upload_to
-
-
-class ConfiguredStorage(Storage):
-    """The storage named by ``AISTEMSPLITTER["STORAGE"]``, looked up at every call.
-
-    Django evaluates a FileField's storage callable once, when the model class is
-    built, so pointing the fields at :func:`get_storage` directly would freeze the
-    storage chosen at import time: a later settings change (``override_settings``,
-    a test switching to S3) would reach our own code but not ``stem.file.open()``.
-    Delegating per call keeps the fields and the ingest code on the same storage.
-    """
-
-    def _target(self) -> Storage:
-        return get_storage()
-
-    def open(self, name: str, mode: str = "rb") -> Any:
-        return self._target().open(name, mode)
-
-    def save(self, name: str | None, content: Any, max_length: int | None = None) -> str:
-        return self._target().save(name, content, max_length=max_length)
-
-    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
-        return self._target().generate_filename(filename)
-
-    def get_valid_name(self, name: str) -> str:
-        return self._target().get_valid_name(name)
-
-    def get_available_name(self, name: str, max_length: int | None = None) -> str:
-        return self._target().get_available_name(name, max_length=max_length)
-
-    def path(self, name: str) -> str:
-        return self._target().path(name)
-
-    def delete(self, name: str) -> None:
-        self._target().delete(name)
-
-    def exists(self, name: str) -> bool:
-        return self._target().exists(name)
-
-    def listdir(self, path: str) -> tuple[list[str], list[str]]:
-        return self._target().listdir(path)
-
-    def size(self, name: str) -> int:
-        return self._target().size(name)
-
-    def url(self, name: str | None) -> str:
-        return self._target().url(name)
-
-    def get_accessed_time(self, name: str) -> Any:
-        return self._target().get_accessed_time(name)
-
-    def get_created_time(self, name: str) -> Any:
-        return self._target().get_created_time(name)
-
-    def get_modified_time(self, name: str) -> Any:
-        return self._target().get_modified_time(name)
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend-specific attributes (an S3 storage's ``bucket``, ``location``...).
-        return getattr(self._target(), name)
-
-
-_configured_storage = ConfiguredStorage()
-
-
-def configured_storage() -> Storage:
-    """The FileFields' storage callable: a per-call proxy of the STORAGE alias."""
-    return _configured_storage
-
+from django_aistemsplitter.storage import audio_upload_to, configured_storage, stem_upload_to
 
 if TYPE_CHECKING:
     # mypy 2.x with django-stubs types a member declared as ``"x", _("X")`` as that
@@ -156,12 +88,25 @@ class SplitJobQuerySet(models.QuerySet["SplitJob"]):
         )
 
     def visible_to(self, user: Any) -> SplitJobQuerySet:
-        """Staff see every job; others only their own."""
-        if getattr(user, "is_staff", False):
-            return self
+        """Users who may view split jobs see every job (model permissions, as in the
+        admin, not ``is_staff``); others only their own."""
         if not getattr(user, "is_authenticated", False):
             return self.none()
+        if may_handle_every_job(user, "view"):
+            return self
         return self.filter(owner=user)
+
+
+def may_handle_every_job(user: Any, action: str) -> bool:
+    """Whether ``user`` may ``"view"`` or ``"change"`` split jobs of other users.
+
+    The Django model permissions decide, as in the admin: ``view_splitjob`` (or
+    ``change_splitjob``, which includes viewing) to see them, ``change_splitjob``
+    to retry or cancel them. Active superusers have every permission.
+    """
+    opts = SplitJob._meta
+    actions = ("view", "change") if action == "view" else (action,)
+    return any(user.has_perm(f"{opts.app_label}.{name}_{opts.model_name}") for name in actions)
 
 
 def _new_idempotency_key() -> str:
@@ -237,6 +182,16 @@ class SplitJob(models.Model):
         editable=False,
     )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    #: Runs of this job's current step that started and have not finished: a worker
+    #: that died mid-run leaves its count behind, so a message that keeps killing
+    #: workers is noticed (here, not in the broker) and the job fails instead.
+    unfinished_runs = models.PositiveIntegerField(_("unfinished runs"), default=0, editable=False)
+    #: Last sign of life of the worker running this job (reconcile leaves it alone).
+    heartbeat_at = models.DateTimeField(_("heartbeat"), null=True, blank=True, editable=False)
+    #: How often reconciliation had to nudge this job; capped by RECONCILE_MAX_ATTEMPTS.
+    reconcile_attempts = models.PositiveIntegerField(
+        _("reconcile attempts"), default=0, editable=False
+    )
 
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -251,12 +206,24 @@ class SplitJob(models.Model):
         verbose_name_plural = _("split jobs")
         ordering = ("-created_at",)
         get_latest_by = "created_at"
+        # The admin's change list and the API list newest first (-created_at, -id),
+        # filtered by one of the indexed columns below; search looks up remote_id
+        # exactly and file names by prefix (an expression index that migration 0003
+        # adds on PostgreSQL only). So no list page reads the whole table.
         indexes = [
             models.Index(fields=["status", "updated_at"], name="aiss_job_status_updated"),
             models.Index(fields=["owner", "-created_at"], name="aiss_job_owner_created"),
             models.Index(fields=["content_type", "object_id"], name="aiss_job_source"),
-            models.Index(fields=["stem_model"], name="aiss_job_model"),
-            models.Index(fields=["-created_at"], name="aiss_job_created"),
+            models.Index(fields=["-created_at", "-id"], name="aiss_job_created_id"),
+            models.Index(fields=["status", "-created_at", "-id"], name="aiss_job_status_created"),
+            models.Index(
+                fields=["stem_model", "-created_at", "-id"], name="aiss_job_model_created"
+            ),
+            models.Index(fields=["backend", "-created_at", "-id"], name="aiss_job_backend_created"),
+            models.Index(
+                fields=["output_format", "-created_at", "-id"], name="aiss_job_format_created"
+            ),
+            models.Index(fields=["remote_id"], name="aiss_job_remote_id"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -309,7 +276,8 @@ class SplitJob(models.Model):
         """Failed/cancelled -> pending with a fresh idempotency key and no remote id.
 
         The new key makes the next submit a new remote split rather than a replay
-        of the failed one.
+        of the failed one. The run, heartbeat and reconcile counters start over,
+        and so does the deadline (it runs from the next submission).
         """
         updated = (
             type(self)
@@ -321,7 +289,11 @@ class SplitJob(models.Model):
                 error_message="",
                 remote_id="",
                 remote_input={},
+                submitted_at=None,
                 finished_at=None,
+                unfinished_runs=0,
+                heartbeat_at=None,
+                reconcile_attempts=0,
                 idempotency_key=_new_idempotency_key(),
                 updated_at=timezone.now(),
             )
@@ -373,6 +345,7 @@ class WebhookOutcome(models.TextChoices):
     IGNORED = "ignored", _("Ignored (stale or backwards)")
     UNKNOWN_JOB = "unknown_job", _("No matching job")
     ERROR = "error", _("Error")
+    MALFORMED = "malformed", _("Signed but malformed")
 
 
 class WebhookEvent(models.Model):
@@ -399,6 +372,8 @@ class WebhookEvent(models.Model):
     )
     received_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    #: Why a signed delivery could not be used (outcome ``malformed``); never the body.
+    reason = models.CharField(_("reason"), max_length=200, blank=True, default="")
 
     class Meta:
         verbose_name = _("webhook event")
@@ -407,3 +382,39 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.remote_id} ({self.event_id})"
+
+
+# --- files leave storage with their rows ---------------------------------------------
+
+logger = logging.getLogger(__name__)
+
+
+def delete_file_on_commit(file: models.fields.files.FieldFile, using: str | None = None) -> None:
+    """Delete ``file`` from its storage once the current transaction commits.
+
+    Never before: a rolled-back delete keeps its row, which must keep its file.
+    Outside a transaction the file goes at once.
+    """
+    name, storage = file.name, file.storage
+    if not name:
+        return
+
+    def delete() -> None:
+        try:
+            storage.delete(name)
+        except Exception:
+            logger.exception("could not delete %s from storage", name)
+
+    transaction.on_commit(delete, using=using)
+
+
+@receiver(post_delete, sender=SplitJob, dispatch_uid="aistemsplitter:delete-job-audio")
+def _delete_job_audio(sender: type[SplitJob], instance: SplitJob, **kwargs: Any) -> None:
+    # However the job goes (admin, API, queryset, cascade), its stored audio goes too;
+    # its stems are rows of their own (cascade) and go through the receiver below.
+    delete_file_on_commit(instance.audio, kwargs.get("using"))
+
+
+@receiver(post_delete, sender=Stem, dispatch_uid="aistemsplitter:delete-stem-file")
+def _delete_stem_file(sender: type[Stem], instance: Stem, **kwargs: Any) -> None:
+    delete_file_on_commit(instance.file, kwargs.get("using"))

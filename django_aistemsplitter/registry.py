@@ -1,9 +1,12 @@
 """Auto-split: split a model's audio whenever it changes.
 
-``register(Track, field="audio")`` (or an ``AUTO_SPLIT`` settings entry) hooks
-``pre_save`` to remember the file name the row had, and ``post_save`` to create
-and enqueue a :class:`SplitJob` linked to the instance when the name changed.
-Saving without touching the audio does nothing. Instances reach their jobs
+``register(Track, field="audio")`` (or an ``AUTO_SPLIT`` settings entry) records
+which field of which model to split; the receivers in
+:mod:`django_aistemsplitter.autosplit` remember the file name a row had before
+``save()`` and create a :class:`SplitJob` linked to the instance when the name
+changed. Saving without touching the audio does nothing. This module only holds
+the registrations, so the services can read them without importing the
+receivers that call the services. Instances reach their jobs
 through ``instance.split_jobs`` (added on register) or
 :func:`split_jobs_for`; a ``GenericRelation`` is deliberately not used, since
 joining the jobs' varchar ``object_id`` to an integer primary key is refused by
@@ -12,18 +15,14 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.apps import apps
-from django.db import models, transaction
-from django.db.models.signals import post_save, pre_save
+from django.db import models
 
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.exceptions import AiStemSplitterError, ConfigurationError
+from django_aistemsplitter.exceptions import ConfigurationError
 from django_aistemsplitter.models import SplitJob, SplitJobQuerySet, Stem
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
     "register",
@@ -36,7 +35,6 @@ __all__ = [
 
 #: model class -> its options (field, stem_model, output_format, owner_field).
 _registry: dict[type[models.Model], dict[str, Any]] = {}
-_OLD_NAME_ATTR = "_aistemsplitter_old_audio"
 
 
 def split_jobs_for(instance: models.Model) -> SplitJobQuerySet:
@@ -69,59 +67,9 @@ def registration_for(model: type[models.Model]) -> dict[str, Any] | None:
     return None
 
 
-def _file_name(instance: models.Model, field: str) -> str:
-    value = getattr(instance, field, None)
-    return str(getattr(value, "name", "") or "")
-
-
-def _remember_old_name(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-    options = _registry.get(sender)
-    if options is None or kwargs.get("raw"):
-        return
-    field = options["field"]
-    old = ""
-    if instance.pk is not None and not instance._state.adding:
-        old = (
-            sender._default_manager.filter(pk=instance.pk).values_list(field, flat=True).first()
-            or ""
-        )
-    setattr(instance, _OLD_NAME_ATTR, str(old))
-
-
-def _split_if_changed(
-    sender: type[models.Model], instance: models.Model, created: bool, **kwargs: Any
-) -> None:
-    options = _registry.get(sender)
-    if options is None or kwargs.get("raw"):
-        return
-    field = options["field"]
-    new = _file_name(instance, field)
-    old = getattr(instance, _OLD_NAME_ATTR, "")
-    if not new or new == old:
-        return
-    if (update_fields := kwargs.get("update_fields")) and field not in update_fields:
-        return
-    from django_aistemsplitter.services import split
-
-    try:
-        # A savepoint: a failed split must not break the caller's transaction.
-        with transaction.atomic():
-            split(
-                instance,
-                source_field=field,
-                stem_model=options.get("stem_model"),
-                output_format=options.get("output_format"),
-            )
-    except (AiStemSplitterError, ValueError, OSError) as exc:
-        # Saving the user's object must not fail because its audio cannot be split.
-        logger.warning(
-            "auto-split of %s %s (field %r) skipped: %s",
-            sender._meta.label,
-            instance.pk,
-            field,
-            exc,
-        )
-    setattr(instance, _OLD_NAME_ATTR, new)
+def registered_options(model: type[models.Model]) -> dict[str, Any] | None:
+    """The options of ``model`` itself (not of a parent class), or None."""
+    return _registry.get(model)
 
 
 def register(
@@ -146,9 +94,6 @@ def register(
         "output_format": output_format,
         "owner_field": owner_field,
     }
-    uid = f"aistemsplitter:{model._meta.label_lower}"
-    pre_save.connect(_remember_old_name, sender=model, dispatch_uid=uid + ":pre")
-    post_save.connect(_split_if_changed, sender=model, dispatch_uid=uid + ":post")
     if not hasattr(model, "split_jobs"):
         model.split_jobs = _SplitJobsDescriptor()  # type: ignore[attr-defined]
     return model
@@ -157,9 +102,6 @@ def register(
 def unregister(model: type[models.Model]) -> None:
     """Stop auto-splitting ``model`` (tests, or a project overriding settings)."""
     _registry.pop(model, None)
-    uid = f"aistemsplitter:{model._meta.label_lower}"
-    pre_save.disconnect(sender=model, dispatch_uid=uid + ":pre")
-    post_save.disconnect(sender=model, dispatch_uid=uid + ":post")
     if isinstance(model.__dict__.get("split_jobs"), _SplitJobsDescriptor):
         delattr(model, "split_jobs")
 

@@ -1,68 +1,57 @@
 """The Python API of the Django side: start, retry, cancel and re-download splits.
 
 Views, the admin, the REST API, management commands and the auto-split registry
-all call these functions, so every entry point validates the same way: the
-audio is probed *before* anything is created (a corrupt upload raises
-:class:`AudioDecodeError` and leaves no job and no file behind), the model is
-checked against the backend, and work is enqueued only once the job's row is
-committed.
+all call these functions. Whether a request may become a job is decided by
+:mod:`django_aistemsplitter.validation`, once, before anything is stored (a
+corrupt upload leaves no job and no file behind): :func:`split` validates raw
+input itself, while the admin form, the API and ``split_audio`` validate in their
+own step and hand the answer to :func:`create_split`, so the audio is decoded
+once. Work is enqueued only once the job's row is committed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import posixpath
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.core.validators import URLValidator
 from django.db import models, transaction
 
-from django_aistemsplitter import contract
-from django_aistemsplitter.backends import BaseBackend, RemoteBackend, get_backend
-from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.engines.audio import probe
+from django_aistemsplitter.backends import RemoteBackend, get_backend
+from django_aistemsplitter.dispatch import Step, send_on_commit
 from django_aistemsplitter.exceptions import AiStemSplitterError, InvalidTransitionError
-from django_aistemsplitter.jobs import estimate_cost
 from django_aistemsplitter.models import SplitJob, SplitStatus
+from django_aistemsplitter.pricing import estimate_cost, runs_in_process
+from django_aistemsplitter.registry import registration_for
+from django_aistemsplitter.validation import (
+    FileTooLargeError,
+    ValidSplitRequest,
+    available_models,
+    default_model,
+    validate_split_request,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "FileTooLargeError",
+    "NothingToSplitError",
+    "QuerysetSplit",
     "available_models",
     "cancel",
+    "create_split",
     "default_model",
     "redownload",
     "retry",
     "split",
+    "split_again",
+    "split_queryset",
 ]
-
-
-class FileTooLargeError(AiStemSplitterError, ValueError):
-    """The audio is over ``MAX_UPLOAD_BYTES``."""
-
-
-def available_models(backend: str | None = None) -> list[str]:
-    """Models the backend (default: the configured one) accepts, default first."""
-    return get_backend(backend).available_models()
-
-
-def default_model(backend: str | None = None) -> str:
-    """``DEFAULT_MODEL``, or the backend's own default when that setting is None."""
-    return str(get_setting("DEFAULT_MODEL") or get_backend(backend).default_model)
-
-
-def _file_size(file: File) -> int | None:
-    try:
-        return int(file.size)
-    except (AttributeError, TypeError, ValueError, OSError):
-        return None
 
 
 def _as_file(value: Any, stack: ExitStack) -> File:
@@ -89,18 +78,7 @@ def _as_file(value: Any, stack: ExitStack) -> File:
 
 
 def _registration_for(instance: models.Model) -> dict[str, Any]:
-    from django_aistemsplitter.registry import registration_for
-
     return registration_for(type(instance)) or {}
-
-
-def _check_output_format(output_format: str) -> str:
-    if output_format not in contract.OUTPUT_FORMATS:
-        raise ValueError(
-            f"Unknown output format {output_format!r}; use one of "
-            f"{', '.join(contract.OUTPUT_FORMATS)}."
-        )
-    return output_format
 
 
 def split(
@@ -123,9 +101,11 @@ def split(
     audio the (remote) service should fetch itself. ``source`` links the job to
     a model instance when the audio is given separately.
 
-    Raises :class:`AudioDecodeError` (not audio), :class:`FileTooLargeError`,
-    :class:`UnsupportedModelError` (model not served by the backend) or
-    ``ValueError``, in every case before anything is stored or created.
+    Raises :class:`~django_aistemsplitter.validation.InvalidSplitRequest` (a
+    ``ValueError``; its subclasses are also :class:`AudioDecodeError` for audio
+    that is empty or not decodable, :class:`FileTooLargeError`, and
+    :class:`UnsupportedModelError` for a model the backend does not serve), in
+    every case before anything is stored or created.
     """
     options: dict[str, Any] = {}
     if isinstance(file_or_instance, models.Model):
@@ -137,56 +117,58 @@ def split(
         options = _registration_for(source)
     if owner is None and source is not None and options.get("owner_field"):
         owner = getattr(source, options["owner_field"], None)
-    if (file_or_instance is None) == (url is None):
-        raise ValueError("split() needs exactly one of a file (or instance) and url=")
 
-    backend_name = backend or str(get_setting("BACKEND"))
-    engine: BaseBackend = get_backend(backend_name)
-    model = engine.check_model(
-        stem_model or options.get("stem_model") or default_model(backend_name)
-    )
-    fmt = _check_output_format(
-        output_format or options.get("output_format") or str(get_setting("OUTPUT_FORMAT"))
-    )
+    with ExitStack() as stack:
+        audio = None if file_or_instance is None else _as_file(file_or_instance, stack)
+        validated = validate_split_request(
+            audio,
+            url=url,
+            stem_model=stem_model or options.get("stem_model"),
+            output_format=output_format or options.get("output_format"),
+            backend=backend,
+        )
+        return create_split(
+            validated, owner=owner, source=source, source_field=source_field, metadata=metadata
+        )
+
+
+def create_split(
+    request: ValidSplitRequest,
+    *,
+    owner: Any = None,
+    source: models.Model | None = None,
+    source_field: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> SplitJob:
+    """Create the job of a request that :func:`~.validation.validate_split_request` accepted.
+
+    Nothing is checked or decoded again: the entry points that validate in their
+    own step (the admin form, the API serializer, ``split_audio``) call this with
+    the answer. ``request.file`` must still be open; it is stored as the job's
+    audio. Submission is enqueued once the transaction commits.
+    """
     job = SplitJob(
         owner=owner if getattr(owner, "pk", None) else None,
-        stem_model=model,
-        output_format=fmt,
-        backend=backend_name,
+        stem_model=request.stem_model,
+        output_format=request.output_format,
+        backend=request.backend,
+        original_filename=request.filename,
         metadata=dict(metadata or {}),
     )
     if source is not None:
         job.content_type = ContentType.objects.get_for_model(source)
         job.object_id = str(source.pk)
         job.source_field = source_field
-
-    if url is not None:
-        if not engine.accepts_urls:
-            raise ValueError(
-                f"The {engine.name!r} backend separates stored audio; pass a file, "
-                "or use a remote backend for URLs."
-            )
-        try:
-            URLValidator(schemes=["http", "https"])(url)
-        except ValidationError as exc:
-            raise ValueError(f"not an http(s) URL: {url!r}") from exc
-        job.source_url = url
-        job.original_filename = posixpath.basename(url.split("?", 1)[0])[:255]
+    if request.url is not None:
+        job.source_url = request.url
         return _create(job)
-
-    with ExitStack() as stack:
-        file = _as_file(file_or_instance, stack)
-        size = _file_size(file)
-        limit = int(get_setting("MAX_UPLOAD_BYTES"))
-        if size is not None and size > limit:
-            raise FileTooLargeError(f"The audio is {size} bytes; MAX_UPLOAD_BYTES allows {limit}.")
-        info = probe(file)  # AudioDecodeError before anything is stored
-        filename = posixpath.basename(str(file.name or "audio").replace("\\", "/")) or "audio"
-        job.original_filename = filename[:255]
-        job.duration_seconds = info.duration
-        job.estimated_cost = estimate_cost(info.duration)
-        file.seek(0)
-        job.audio.save(filename, file, save=False)
+    if request.file is None or request.audio is None:
+        raise ValueError("a validated request holds either a URL or a probed file")
+    job.duration_seconds = request.audio.duration
+    # Only a service costs money; an in-process split is paid in engine time.
+    job.estimated_cost = None if runs_in_process(job) else estimate_cost(request.audio.duration)
+    request.file.seek(0)
+    job.audio.save(request.filename, request.file, save=False)
     try:
         return _create(job)
     except BaseException:
@@ -195,26 +177,22 @@ def split(
 
 
 def _create(job: SplitJob) -> SplitJob:
-    from django_aistemsplitter.tasks import enqueue_on_commit, submit_split
-
     with transaction.atomic():
         job.save()
-        enqueue_on_commit(submit_split, str(job.pk))
+        send_on_commit(Step.SUBMIT, job.pk)
     logger.info("split job %s created (%s, %s)", job.pk, job.backend, job.stem_model)
     return job
 
 
 def retry(job: SplitJob) -> SplitJob:
     """Send a failed or cancelled job again (as a new remote split)."""
-    from django_aistemsplitter.tasks import enqueue_on_commit, submit_split
-
     with transaction.atomic():
         if not job.reset_for_retry():
             job.refresh_from_db(fields=["status"])
             raise InvalidTransitionError(
                 f"only failed or cancelled jobs can be retried; {job.pk} is {job.status}"
             )
-        enqueue_on_commit(submit_split, str(job.pk))
+        send_on_commit(Step.SUBMIT, job.pk)
     return job
 
 
@@ -233,16 +211,92 @@ def redownload(job: SplitJob) -> None:
     Remote jobs re-read the split for fresh URLs and replace the stored stems;
     jobs of in-process backends have nothing to fetch: retry them instead.
     """
-    from django_aistemsplitter.tasks import enqueue_on_commit, ingest_split, refresh_split
-
     if not isinstance(get_backend(job.backend or None), RemoteBackend):
         raise ValueError("stems of an in-process backend cannot be re-downloaded; retry the job")
     job.refresh_from_db()
     if job.status == SplitStatus.SUCCEEDED:
-        enqueue_on_commit(ingest_split, str(job.pk), force=True)
+        send_on_commit(Step.INGEST, job.pk, force=True)
     elif job.status == SplitStatus.DOWNLOADING:
-        enqueue_on_commit(ingest_split, str(job.pk))
+        send_on_commit(Step.INGEST, job.pk)
     elif job.status in (SplitStatus.SUBMITTED, SplitStatus.PROCESSING):
-        enqueue_on_commit(refresh_split, str(job.pk))
+        send_on_commit(Step.REFRESH, job.pk)
     else:
         raise InvalidTransitionError(f"split job {job.pk} is {job.status}: nothing to download")
+
+
+class NothingToSplitError(AiStemSplitterError, ValueError):
+    """The job kept neither its audio nor a source URL, so there is nothing to split again."""
+
+
+def split_again(job: SplitJob, *, owner: Any) -> SplitJob:
+    """Start a new job on ``job``'s audio (or URL) with its model, format, backend and source.
+
+    The new job is separate (its own copy of the audio, its own remote split and
+    cost), owned by ``owner``, and names the original in
+    ``metadata["split_again_of"]``. Raises :class:`NothingToSplitError` when the
+    job has no stored audio and no URL, or what :func:`split` raises.
+    """
+    if not job.audio and not job.source_url:
+        raise NothingToSplitError(
+            f"split job {job.pk} has neither stored audio nor a source URL to split again"
+        )
+    return split(
+        job.audio if job.audio else None,
+        url=None if job.audio else job.source_url,
+        stem_model=job.stem_model,
+        output_format=job.output_format,
+        owner=owner,
+        source=job.source,
+        source_field=job.source_field,
+        metadata={**job.metadata, "split_again_of": str(job.pk)},
+        backend=job.backend or None,
+    )
+
+
+@dataclass
+class QuerysetSplit:
+    """What :func:`split_queryset` did: the jobs it created and why it skipped the others."""
+
+    jobs: list[SplitJob] = field(default_factory=list)
+    #: Primary key of each instance not split -> the reason (no audio, not splittable...).
+    skipped: dict[Any, str] = field(default_factory=dict)
+
+
+def split_queryset(
+    queryset: models.QuerySet[Any],
+    *,
+    source_field: str = "",
+    stem_model: str | None = None,
+    output_format: str | None = None,
+    owner: Any = None,
+) -> QuerysetSplit:
+    """Split the audio of every instance of ``queryset``, now, one job each.
+
+    Auto-split reacts to ``save()``; ``bulk_create()`` and ``queryset.update()``
+    send no signals, so the rows they write are split by calling this after them.
+    ``source_field`` defaults to the model's registered field (else ``"audio"``),
+    the model and format to the registration's, then the settings'. An instance
+    with an empty field, or whose audio cannot be split, is skipped and said so
+    in the answer; the others are split regardless. Each job is enqueued once
+    the current transaction (if any) commits, as :func:`split` does.
+    """
+    result = QuerysetSplit()
+    for instance in queryset.iterator(chunk_size=500):
+        name = source_field or _registration_for(instance).get("field") or "audio"
+        if not getattr(instance, name, None):
+            result.skipped[instance.pk] = f"no file in {name!r}"
+            continue
+        try:
+            with transaction.atomic():  # one instance's failure leaves the others' jobs
+                job = split(
+                    instance,
+                    source_field=name,
+                    stem_model=stem_model,
+                    output_format=output_format,
+                    owner=owner,
+                )
+        except (AiStemSplitterError, ValueError, OSError) as exc:
+            result.skipped[instance.pk] = str(exc)
+            continue
+        result.jobs.append(job)
+    return result

@@ -1,88 +1,70 @@
-"""Celery tasks that move split jobs along.
+"""Celery tasks: the adapter between the work queue and :mod:`django_aistemsplitter.steps`.
 
 Every task takes a job's primary key (a string UUID, never a model instance:
-the row may have changed by the time the task runs), re-reads the job, and is
-idempotent, because Celery delivers at least once (``acks_late``: a task whose
-worker died is delivered again) and webhooks, polls and reconciliation may ask
-for the same work twice:
+the row may have changed by the time the task runs), re-reads the job and runs
+one step. What belongs to delivery lives here, once, in :class:`JobTask`:
 
-* ``submit_split`` sends the job's idempotency key, so a replay returns the
-  same remote split; the unique (backend, remote id) constraint backs it;
-* ``ingest_split`` stores stems under a row lock and checks the status first;
-* status changes go through ``SplitJob.advance`` (forward only).
+* acknowledgement after the work (``acks_late``; a task whose worker died is
+  delivered again, and every step is idempotent);
+* retries of :data:`~django_aistemsplitter.steps.TRANSIENT_ERRORS` through
+  Celery's ``autoretry_for``, with exponential backoff and jitter that honours a
+  server's ``Retry-After`` (capped), up to ``TASK_MAX_RETRIES``;
+* when a task gives up, or meets an error nobody expected, its failure handler
+  fails the job with a code and a message, so no job is left half-way;
+* a submit or ingest that finds another run of its job alive is sent again later
+  (:meth:`JobTask.defer`) instead of running beside it.
 
-Transient failures (rate limits, 5xx, broken connections, short downloads) are
-retried with exponential backoff up to ``TASK_MAX_RETRIES``; anything else, or
-running out of retries, fails the job with a code and a message.
+The app connects :func:`send_step` to :mod:`django_aistemsplitter.dispatch` in
+``AppConfig.ready()``; nothing below this module imports it.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
-import httpx
 from celery import shared_task
 from celery.app.task import Task
-from django.db import DatabaseError, transaction
-from django.utils import timezone
 
-from django_aistemsplitter import contract
-from django_aistemsplitter.backends import BaseBackend, InProcessBackend, RemoteBackend, get_backend
-from django_aistemsplitter.client.types import Split
+from django_aistemsplitter import steps
+from django_aistemsplitter.backends import InProcessBackend, get_backend_class
+from django_aistemsplitter.client import cap_retry_after
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.exceptions import (
-    AiStemSplitterError,
-    APIError,
-    NetworkError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-)
-from django_aistemsplitter.ingest import (
-    IncompleteDownloadError,
-    commit_stems,
-    remove_dir,
-    stage_local_files,
-    stage_remote_stems,
-    staging_dir,
-)
-from django_aistemsplitter.jobs import apply_remote_split, estimate_cost, fail, mark_submitted
-from django_aistemsplitter.models import SplitJob, SplitStatus
+from django_aistemsplitter.dispatch import Step
+from django_aistemsplitter.exceptions import AiStemSplitterError, EngineError
+from django_aistemsplitter.jobs import fail
+from django_aistemsplitter.models import SplitJob
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "JobTask",
+    "backoff",
     "enqueue",
-    "enqueue_on_commit",
+    "heavy_queue",
     "ingest_split",
     "poll_split",
     "reconcile_splits",
     "refresh_split",
+    "send_step",
     "submit_split",
 ]
 
-#: Worth another try later; everything else fails the job at once.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    RateLimitError,
-    ServerError,
-    NetworkError,
-    IncompleteDownloadError,
-    httpx.TransportError,
-    DatabaseError,
-)
+
+# --- sending ----------------------------------------------------------------------
 
 
-# --- enqueueing -----------------------------------------------------------------
-
-
-def enqueue(task: Task, *args: Any, countdown: float | None = None, **kwargs: Any) -> None:
-    """Send ``task`` to the configured ``TASK_QUEUE`` (the default queue when None)."""
+def enqueue(
+    task: Task,
+    *args: Any,
+    countdown: float | None = None,
+    queue: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Send ``task`` to ``queue``, else the configured ``TASK_QUEUE`` (else the default queue)."""
     options: dict[str, Any] = {}
-    queue = get_setting("TASK_QUEUE")
+    queue = queue or get_setting("TASK_QUEUE")
     if queue:
         options["queue"] = queue
     if countdown:
@@ -90,29 +72,111 @@ def enqueue(task: Task, *args: Any, countdown: float | None = None, **kwargs: An
     task.apply_async(args=args, kwargs=kwargs or None, **options)
 
 
-def enqueue_on_commit(task: Task, *args: Any, **kwargs: Any) -> None:
-    """Enqueue once the current transaction commits, so the worker sees the rows.
+#: Which task performs each step (names, looked up when sent, so tests can swap them).
+_STEP_TASKS = {
+    Step.SUBMIT: "submit_split",
+    Step.POLL: "poll_split",
+    Step.REFRESH: "refresh_split",
+    Step.INGEST: "ingest_split",
+}
 
-    Outside a transaction Django runs the callback at once.
+
+def heavy_queue(step: Step, job_id: str) -> str | None:
+    """``HEAVY_TASK_QUEUE`` when ``step`` separates audio in the worker, else None.
+
+    That is the submit step of a job whose backend runs in-process: minutes of CPU
+    that must not sit in front of the light tasks (remote submits, polls, refreshes,
+    ingests, reconcile), which stay on ``TASK_QUEUE``. Costs one indexed read, and
+    only when the setting is on.
     """
-    transaction.on_commit(lambda: enqueue(task, *args, **kwargs))
+    heavy = get_setting("HEAVY_TASK_QUEUE")
+    if not heavy or step != Step.SUBMIT:
+        return None
+    backend = SplitJob.objects.filter(pk=job_id).values_list("backend", flat=True).first()
+    try:
+        backend_class = get_backend_class(backend or get_setting("BACKEND"))
+    except AiStemSplitterError:
+        return None  # the submit task fails the job with the reason; any queue will do
+    return str(heavy) if issubclass(backend_class, InProcessBackend) else None
 
 
-# --- helpers --------------------------------------------------------------------
+def send_step(step: Step, job_id: str, kwargs: dict[str, Any], countdown: float | None) -> None:
+    """The dispatch sender: put ``step`` for ``job_id`` on its queue (:func:`heavy_queue`)."""
+    task = globals()[_STEP_TASKS[step]]
+    enqueue(task, job_id, countdown=countdown, queue=heavy_queue(step, job_id), **kwargs)
 
 
-def max_retries() -> int:
-    return int(get_setting("TASK_MAX_RETRIES"))
+# --- the task base ----------------------------------------------------------------
 
 
 def backoff(retries: int, exc: BaseException | None = None) -> float:
-    """Exponential backoff with jitter, honouring a server's Retry-After."""
-    hint = getattr(exc, "retry_after", None)
-    base = min(
-        float(get_setting("RETRY_BACKOFF_MAX")), float(get_setting("RETRY_BACKOFF")) * 2.0**retries
-    )
+    """Exponential backoff with jitter, at least a server's Retry-After, all capped.
+
+    ``RETRY_BACKOFF * 2**retries`` seconds, jittered to 50-100 %, never more than
+    ``RETRY_BACKOFF_MAX``; a ``Retry-After`` hint raises the delay up to that cap
+    (a hostile or broken hint -- a day, 1e20, infinity -- cannot park a job).
+    """
+    cap = float(get_setting("RETRY_BACKOFF_MAX"))
+    base = min(cap, float(get_setting("RETRY_BACKOFF")) * 2.0 ** min(retries, 64))
     delay = base * (0.5 + random.random() / 2)
-    return max(delay, float(hint)) if hint else delay
+    hint = getattr(exc, "retry_after", None)
+    if isinstance(hint, (int, float)) and not isinstance(hint, bool):
+        delay = max(delay, cap_retry_after(float(hint), cap) or 0.0)
+    return delay
+
+
+class JobTask(Task):
+    """Base of the job tasks: late acks, automatic retries, and no job left behind."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = steps.TRANSIENT_ERRORS
+    #: Stored on the job when this task gives up without a more specific code.
+    error_code = "TASK_FAILED"
+
+    def retry(self, *args: Any, exc: BaseException | None = None, **options: Any) -> Any:
+        """Retry with :func:`backoff` and ``TASK_MAX_RETRIES`` (read now, not at import)."""
+        retries = self.request.retries or 0
+        options["countdown"] = backoff(retries, exc)
+        options["max_retries"] = int(get_setting("TASK_MAX_RETRIES"))
+        if exc is not None:
+            job_id = self.request.args[0] if self.request.args else "?"
+            logger.info(
+                "split job %s: transient %s (%s), retry %d",
+                job_id,
+                type(exc).__name__,
+                exc,
+                retries + 1,
+            )
+        return super().retry(*args, exc=exc, **options)
+
+    def defer(self, busy: steps.RunBusyError, step: Step, **kwargs: Any) -> str:
+        """Another run of the job is alive: send ``step`` again later, as a new message.
+
+        Not a Celery retry, which would spend the retries meant for transient
+        errors. Run eagerly there is no queue to come back through: the live run
+        finishes the job, so this one just stops.
+        """
+        if self.request.is_eager or self.request.called_directly:
+            return f"skipped: {busy}"
+        send_step(step, str(self.request.args[0]), kwargs, busy.retry_in)
+        return f"deferred {busy.retry_in:g} s: {busy}"
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """The task gave up or met an unexpected error: fail its job, once."""
+        job = _job(args[0]) if args else None
+        if job is None or job.is_terminal:
+            return
+        retries = self.request.retries or 0
+        if isinstance(exc, steps.TRANSIENT_ERRORS):
+            message = f"{exc} (gave up after {retries} retries)"
+        else:
+            logger.error("split job %s: %s failed unexpectedly", job.pk, self.name, exc_info=exc)
+            message = f"{type(exc).__name__}: {exc}"
+        default = "ENGINE_FAILED" if isinstance(exc, EngineError) else self.error_code
+        fail(job, steps.error_code(exc, default), message)
 
 
 def _job(job_id: str) -> SplitJob | None:
@@ -123,273 +187,48 @@ def _job(job_id: str) -> SplitJob | None:
         return None
 
 
-def _error_code(exc: BaseException, default: str) -> str:
-    code = getattr(exc, "code", None)
-    return str(code) if code else default
+# --- tasks --------------------------------------------------------------------------
 
 
-def _retry_or_fail(task: Task, job: SplitJob, exc: BaseException, code: str) -> Any:
-    """Retry a transient failure with backoff, or fail the job when out of retries."""
-    retries = task.request.retries or 0
-    if retries < max_retries():
-        logger.info(
-            "split job %s: transient %s (%s), retry %d",
-            job.pk,
-            type(exc).__name__,
-            exc,
-            retries + 1,
-        )
-        raise task.retry(exc=exc, countdown=backoff(retries, exc), max_retries=max_retries())
-    fail(job, _error_code(exc, code), f"{exc} (gave up after {retries} retries)")
-    return None
-
-
-def _backend(job: SplitJob) -> BaseBackend:
-    return get_backend(job.backend or None)
-
-
-# --- tasks ----------------------------------------------------------------------
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def submit_split(self: Task, job_id: str) -> str:
+@shared_task(bind=True, base=JobTask, error_code="SUBMIT_FAILED")
+def submit_split(self: JobTask, job_id: str) -> str:
     """pending -> submitted (remote) or all the way to succeeded (in-process)."""
     job = _job(job_id)
     if job is None:
         return "missing"
-    backend = _backend(job)
-    if isinstance(backend, InProcessBackend):
-        return _run_locally(self, job, backend)
-    assert isinstance(backend, RemoteBackend)
-    if job.status != SplitStatus.PENDING:
-        return f"skipped: already {job.status}"
     try:
-        split = backend.submit(job)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(self, job, exc, "SUBMIT_FAILED") or "failed"
-    except (APIError, AiStemSplitterError, ValueError) as exc:
-        fail(job, _error_code(exc, "SUBMIT_FAILED"), str(exc))
-        return "failed"
-    mark_submitted(job, split)
-    _replay_early_webhooks(job)
-    apply_remote_split(job, split)
-    if not split.is_terminal and not backend.uses_webhooks():
-        enqueue_on_commit(poll_split, str(job.pk), 0, countdown=poll_delay(0))
-    return f"submitted {job.remote_id}"
+        return steps.submit(job)
+    except steps.RunBusyError as busy:
+        return self.defer(busy, Step.SUBMIT)
 
 
-def _replay_early_webhooks(job: SplitJob) -> None:
-    """Process webhooks that arrived before the remote id was stored (thin events).
-
-    Full events find their job through the job id in the split's metadata; thin
-    ones carry only the split id and were recorded as ``unknown_job``.
-    """
-    from django_aistemsplitter.webhooks import process_unmatched
-
-    try:
-        process_unmatched(job)
-    except Exception:
-        # Reconciliation refreshes the job later anyway; never fail the submit.
-        logger.exception("split job %s: replaying early webhooks failed", job.pk)
-
-
-def _progress_recorder(job: SplitJob) -> Callable[[float], None]:
-    """Write engine progress to the job, at most every 5 percentage points."""
-    last = [job.progress]
-
-    def record(fraction: float) -> None:
-        fraction = min(1.0, max(0.0, float(fraction)))
-        if fraction - last[0] >= 0.05 or (fraction >= 1.0 > last[0]):
-            last[0] = fraction
-            job.advance(SplitStatus.PROCESSING, progress=fraction)
-
-    return record
-
-
-def _run_locally(task: Task, job: SplitJob, backend: InProcessBackend) -> str:
-    """Separate in this worker and ingest the files directly.
-
-    Safe to run twice: a finished job is skipped, and a second run racing the
-    first loses at the locked commit and stores nothing.
-    """
-    if job.is_terminal:
-        return f"skipped: already {job.status}"
-    mark_submitted(job, Split(id="", status=contract.QUEUED))
-    job.advance(SplitStatus.PROCESSING)
-    try:
-        result = backend.run(job, _progress_recorder(job))
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(task, job, exc, "ENGINE_FAILED") or "failed"
-    except (AiStemSplitterError, ValueError) as exc:
-        fail(job, _error_code(exc, "ENGINE_FAILED"), str(exc))
-        return "failed"
-    try:
-        duration = result.duration_seconds
-        job.advance(
-            SplitStatus.DOWNLOADING,
-            progress=1.0,
-            duration_seconds=duration,
-            estimated_cost=estimate_cost(duration),
-        )
-        staged = stage_local_files(result.files)
-        stored = commit_stems(job, staged)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(task, job, exc, "INGEST_FAILED") or "failed"
-    except (AiStemSplitterError, ValueError) as exc:
-        fail(job, _error_code(exc, "INGEST_FAILED"), str(exc))
-        return "failed"
-    finally:
-        result.cleanup()
-    return "succeeded" if stored else "skipped: finished elsewhere"
-
-
-def poll_delay(polls_done: int) -> float:
-    """``POLL_INTERVAL`` growing by half each poll, capped at ``POLL_MAX_INTERVAL``."""
-    interval = float(get_setting("POLL_INTERVAL"))
-    return float(min(interval * (1.5**polls_done), float(get_setting("POLL_MAX_INTERVAL"))))
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(bind=True, base=JobTask, error_code="POLL_FAILED")
 def poll_split(self: Task, job_id: str, polls_done: int = 0) -> str:
     """Without webhooks: GET the split, apply it, and poll again later until terminal."""
     job = _job(job_id)
-    if job is None:
-        return "missing"
-    if job.is_terminal or job.status == SplitStatus.DOWNLOADING:
-        return f"stopped: {job.status}"
-    backend = _backend(job)
-    if not isinstance(backend, RemoteBackend) or not job.remote_id:
-        return "stopped: nothing to poll"
-    started = job.submitted_at or job.created_at
-    if timezone.now() - started > timedelta(seconds=float(get_setting("POLL_TIMEOUT"))):
-        fail(job, "POLL_TIMEOUT", "the split did not finish within POLL_TIMEOUT")
-        return "timed out"
-    split = _fetch_and_apply(self, job, backend, "POLL_FAILED")
-    if isinstance(split, str):
-        return split
-    if not split.is_terminal:
-        enqueue_on_commit(poll_split, job_id, polls_done + 1, countdown=poll_delay(polls_done + 1))
-    return split.status
+    return steps.poll(job, polls_done) if job is not None else "missing"
 
 
-def _fetch_and_apply(
-    task: Task, job: SplitJob, backend: RemoteBackend, error_code: str
-) -> Split | str:
-    """GET the remote split and mirror it onto ``job``.
-
-    Returns the split, or the task's outcome when fetching failed: a transient
-    error schedules a retry (or fails the job once retries run out, recorded as
-    ``error_code``), and a split the service no longer knows fails the job.
-    """
-    try:
-        split = backend.fetch(job)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(task, job, exc, error_code) or "failed"
-    except NotFoundError as exc:
-        fail(job, "REMOTE_NOT_FOUND", str(exc))
-        return "failed"
-    apply_remote_split(job, split)
-    return split
-
-
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+@shared_task(bind=True, base=JobTask, error_code="REFRESH_FAILED")
 def refresh_split(self: Task, job_id: str) -> str:
     """GET the split once and apply it (after a thin webhook, or from reconcile)."""
     job = _job(job_id)
-    if job is None:
-        return "missing"
-    if job.is_terminal:
-        return f"skipped: already {job.status}"
-    backend = _backend(job)
-    if not isinstance(backend, RemoteBackend):
-        return "skipped: not remote"
-    if not job.remote_id:
-        if job.status == SplitStatus.PENDING:
-            enqueue_on_commit(submit_split, job_id)
-            return "resubmitted"
-        return "skipped: no remote id"
-    split = _fetch_and_apply(self, job, backend, "REFRESH_FAILED")
-    return split if isinstance(split, str) else split.status
+    return steps.refresh(job) if job is not None else "missing"
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
-def ingest_split(self: Task, job_id: str, force: bool = False) -> str:
-    """Download every stem of a succeeded split into storage, all or nothing.
-
-    The split is fetched again first: stem URLs are presigned and expire, and a
-    fresh GET also tells whether the webhook that triggered us was stale.
-    ``force`` re-downloads the stems of a job that already succeeded.
-    """
+@shared_task(bind=True, base=JobTask, error_code="DOWNLOAD_FAILED")
+def ingest_split(self: JobTask, job_id: str, force: bool = False) -> str:
+    """Download every stem of a succeeded split into storage, all or nothing."""
     job = _job(job_id)
     if job is None:
         return "missing"
-    if job.is_terminal and not (force and job.status == SplitStatus.SUCCEEDED):
-        return f"skipped: already {job.status}"
-    backend = _backend(job)
-    if not isinstance(backend, RemoteBackend):
-        return "skipped: stems of in-process backends are stored when they run"
     try:
-        split = backend.fetch(job)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(self, job, exc, "INGEST_FAILED") or "failed"
-    except (APIError, ValueError) as exc:
-        fail(job, _error_code(exc, "INGEST_FAILED"), str(exc))
-        return "failed"
-    if split.status != contract.SUCCEEDED:
-        if not force:
-            apply_remote_split(job, split)
-        return f"not ready: {split.status}"
-    if not force and not job.advance(SplitStatus.DOWNLOADING, progress=1.0):
-        job.refresh_from_db()
-        if job.is_terminal:
-            return f"skipped: already {job.status}"
-    workdir = staging_dir()
-    try:
-        staged = stage_remote_stems(job, split.stems, workdir)
-        stored = commit_stems(job, staged, replace=force)
-    except TRANSIENT_ERRORS as exc:
-        return _retry_or_fail(self, job, exc, "DOWNLOAD_FAILED") or "failed"
-    except (AiStemSplitterError, ValueError) as exc:
-        if not force:
-            fail(job, _error_code(exc, "DOWNLOAD_REFUSED"), str(exc))
-        logger.warning("split job %s: stems refused: %s", job.pk, exc)
-        return "failed"
-    finally:
-        remove_dir(workdir)
-    return "stored" if stored else "skipped: stored elsewhere"
+        return steps.ingest(job, force=force)
+    except steps.RunBusyError as busy:
+        return self.defer(busy, Step.INGEST, force=force)
 
 
 @shared_task(acks_late=True)
 def reconcile_splits() -> dict[str, int]:
-    """Nudge jobs stuck in a non-terminal status for longer than ``RECONCILE_AFTER``.
-
-    Lost webhooks, lost poll chains and workers that died mid-task all end up
-    here: pending jobs are (re)submitted, remote ones refreshed, downloads
-    retried, and in-process runs started again. Each action is idempotent.
-    """
-    cutoff = timezone.now() - timedelta(seconds=float(get_setting("RECONCILE_AFTER")))
-    counts = {"submitted": 0, "refreshed": 0, "ingested": 0}
-    stale = SplitJob.objects.active().filter(updated_at__lt=cutoff).order_by("updated_at")
-    for job in stale.iterator():
-        try:
-            remote = isinstance(_backend(job), RemoteBackend)
-        except AiStemSplitterError:
-            logger.exception("split job %s: its backend %r cannot be loaded", job.pk, job.backend)
-            continue
-        job_id = str(job.pk)
-        if job.status == SplitStatus.PENDING or not remote:
-            enqueue(submit_split, job_id)
-            counts["submitted"] += 1
-        elif job.status == SplitStatus.DOWNLOADING:
-            enqueue(ingest_split, job_id)
-            counts["ingested"] += 1
-        else:
-            enqueue(refresh_split, job_id)
-            counts["refreshed"] += 1
-        # Touch the job so the next round leaves it alone unless it stays stuck.
-        SplitJob.objects.filter(pk=job.pk, updated_at=job.updated_at).update(
-            updated_at=timezone.now()
-        )
-    if any(counts.values()):
-        logger.info("reconcile_splits: %s", counts)
-    return counts
+    """Nudge jobs stuck in a non-terminal status (see :func:`steps.reconcile`)."""
+    return steps.reconcile()

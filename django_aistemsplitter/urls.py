@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from django_aistemsplitter.webhooks import webhook_view
+from django_aistemsplitter.backends.hosted.webhook import webhook_view
 
 app_name = "aistemsplitter"
 

@@ -1,29 +1,59 @@
 """Waveform pictures: peak values of an audio file drawn as a small SVG, server-side.
 
-The file is read block by block with ``soundfile`` (one block per picture column),
-so memory stays constant whatever the length of the audio. Pictures are cached in
-Django's default cache, keyed by what identifies the bytes (a stem's id and
-SHA-256), so a picture is computed once per stem and never goes stale.
+The file is read block by block with ``soundfile`` (one block per picture column)
+through :func:`~django_aistemsplitter.filestreams.open_stored`, so memory stays
+constant whatever the length of the audio and whatever the storage.
+
+A picture is computed once per stem: when the stem is stored (a receiver of
+``stem_saved``, in the worker that ingests it), else on its first view. It is
+kept in Django's default cache under a key derived from what identifies the
+bytes (a stem's SHA-256; a job's id and stored audio name), so it never goes
+stale and the key stays short whatever the file name. With a cache shared by
+the workers and the web processes (Redis, Memcached, the database), the first
+page view reads no stem from storage. Browsers keep the pictures too: they are
+answered with an ``ETag`` and ``Cache-Control: private, max-age=3600``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
-from typing import IO, TYPE_CHECKING, Any
+from contextlib import closing
+from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import get_conditional_response
 
-if TYPE_CHECKING:
-    from django_aistemsplitter.models import SplitJob, Stem
+from django_aistemsplitter import signals
+from django_aistemsplitter.filestreams import open_stored
+from django_aistemsplitter.models import SplitJob, Stem
+from django_aistemsplitter.serving import StoredAudio, source_audio, stem_audio
 
-__all__ = ["job_audio_svg", "peaks", "peaks_svg", "stem_svg"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Waveform",
+    "connect",
+    "job_audio_svg",
+    "peaks",
+    "peaks_svg",
+    "serve_svg",
+    "source_waveform",
+    "stem_svg",
+    "stem_waveform",
+]
 
 WIDTH = 600
 HEIGHT = 64
 CACHE_TIMEOUT = 30 * 24 * 3600
-CACHE_PREFIX = "aistemsplitter:waveform:v1"
+CACHE_PREFIX = "aistemsplitter:waveform:v2"
+#: Browsers reuse a picture this long before revalidating it (``304`` by its ETag).
+BROWSER_MAX_AGE = 3600
 
 
 def peaks(source: str | IO[bytes], columns: int = WIDTH) -> np.ndarray:
@@ -75,31 +105,95 @@ EMPTY_SVG = (
 
 
 def _render(field_file: Any, width: int, height: int) -> str:
+    """The picture of a stored file, or the empty one when it cannot be read or decoded."""
     try:
-        with field_file.open("rb") as handle:
+        handle, _size = open_stored(field_file)
+        with closing(handle):
             return peaks_svg(peaks(handle, width), width, height)
     except (OSError, RuntimeError, ValueError, sf.LibsndfileError):
         return EMPTY_SVG
+    except Exception as exc:  # a storage's own errors (botocore's): no picture, no 500
+        logger.warning("waveform of %s not drawn: %s", getattr(field_file, "name", "?"), exc)
+        return EMPTY_SVG
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """The picture of one stored audio file at one size: its cache key, ETag and SVG."""
+
+    audio: StoredAudio | None
+    width: int = WIDTH
+    height: int = HEIGHT
+
+    @property
+    def _digest(self) -> str:
+        identity = f"{self.audio.etag if self.audio else 'none'}:{self.width}x{self.height}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+    @property
+    def cache_key(self) -> str:
+        """Short whatever the file name (memcached refuses keys over 250 characters)."""
+        return f"{CACHE_PREFIX}:{self._digest}"
+
+    @property
+    def etag(self) -> str:
+        return f'"{self._digest}"'
+
+    def svg(self) -> str:
+        """The cached picture, computed (and cached) on a miss."""
+        if self.audio is None:
+            return EMPTY_SVG
+        svg = cache.get(self.cache_key)
+        if svg is None:
+            svg = _render(self.audio.file, self.width, self.height)
+            cache.set(self.cache_key, svg, CACHE_TIMEOUT)
+        return str(svg)
+
+
+def stem_waveform(stem: Stem, width: int = WIDTH, height: int = HEIGHT) -> Waveform:
+    return Waveform(stem_audio(stem) if stem.file else None, width, height)
+
+
+def source_waveform(job: SplitJob, width: int = WIDTH, height: int = HEIGHT) -> Waveform:
+    return Waveform(source_audio(job) if job.audio else None, width, height)
 
 
 def stem_svg(stem: Stem, width: int = WIDTH, height: int = HEIGHT) -> str:
-    """The cached waveform of ``stem`` (keyed by stem id and SHA-256)."""
-    digest = stem.sha256 or f"name-{stem.file.name}-{stem.size}"
-    key = f"{CACHE_PREFIX}:stem:{stem.pk}:{digest}:{width}x{height}"
-    svg = cache.get(key)
-    if svg is None:
-        svg = _render(stem.file, width, height)
-        cache.set(key, svg, CACHE_TIMEOUT)
-    return str(svg)
+    """The cached waveform of ``stem`` (keyed by its SHA-256)."""
+    return stem_waveform(stem, width, height).svg()
 
 
 def job_audio_svg(job: SplitJob, width: int = WIDTH, height: int = HEIGHT) -> str:
-    """The cached waveform of a job's source audio (keyed by job id and file name)."""
-    if not job.audio:
-        return EMPTY_SVG
-    key = f"{CACHE_PREFIX}:source:{job.pk}:{job.audio.name}:{width}x{height}"
-    svg = cache.get(key)
-    if svg is None:
-        svg = _render(job.audio, width, height)
-        cache.set(key, svg, CACHE_TIMEOUT)
-    return str(svg)
+    """The cached waveform of a job's source audio (keyed by the job and its stored name)."""
+    return source_waveform(job, width, height).svg()
+
+
+def serve_svg(request: HttpRequest, waveform: Waveform) -> HttpResponseBase:
+    """Answer with the picture, or ``304`` when the browser's copy is current.
+
+    A revalidation is answered from the ETag alone: no cache lookup, no storage read.
+    """
+    validators = HttpResponse(content_type="image/svg+xml")
+    validators["ETag"] = waveform.etag
+    validators["Cache-Control"] = f"private, max-age={BROWSER_MAX_AGE}"
+    answer = get_conditional_response(request, etag=waveform.etag, response=validators)
+    if answer is not None and answer is not validators:
+        return answer
+    validators.content = waveform.svg().encode()
+    return validators
+
+
+# --- computed when a stem is stored -----------------------------------------------------
+
+
+def _draw_stored_stem(sender: Any, job: SplitJob, stem: Stem, **kwargs: Any) -> None:
+    """Draw a stem's picture as it is stored, so no page view has to read the stem."""
+    try:
+        stem_waveform(stem).svg()
+    except Exception:  # never break the ingest's other receivers for a picture
+        logger.exception("waveform of stem %s of job %s not drawn", stem.name, job.pk)
+
+
+def connect() -> None:
+    """Draw each stem's waveform when it is stored (idempotent)."""
+    signals.stem_saved.connect(_draw_stored_stem, dispatch_uid="aistemsplitter:waveform:draw")

@@ -11,6 +11,10 @@ from django_aistemsplitter.engines.audio import write_audio
 from tests.celery_app import app as celery_app
 from tests.sandbox_process import SandboxProcess, start_sandbox
 
+# The reliability record (docs/reliability.md): the ``reliability`` marker,
+# ``record_reliability()`` and the page written at the end of a full run.
+pytest_plugins = ["tests.reliability"]
+
 # Imported at collection, like a project's ``proj/__init__.py`` imports its Celery
 # app: shared tasks bind to the current app, and it must be ours before any test
 # (or the live server) sends one, or they go to a default app with no broker.

@@ -1,8 +1,10 @@
 """Serializers of the split API.
 
 They expose URLs, never storage paths (``FieldFile.name``), and never the
-idempotency key or any secret. Input validation is the very code the admin's
-add form runs (:mod:`django_aistemsplitter.forms`).
+idempotency key or any secret. Whether a new split is valid is decided by
+:func:`django_aistemsplitter.validation.validate_split_request`, the same path the
+admin's add form and ``services.split`` take; the serializer only reads the
+fields and reports a refusal as a 400 keyed by the field at fault.
 """
 
 from __future__ import annotations
@@ -10,17 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
-from django_aistemsplitter.forms import (
-    clean_split_source,
-    validate_audio_file,
-    validate_source_for_backend,
-    validate_stem_model,
-)
+from django_aistemsplitter.api.parsers import json_problem, loads
 from django_aistemsplitter.models import OutputFormat, SplitJob, SplitStatus, Stem
+from django_aistemsplitter.pricing import engine_seconds, runs_in_process
+from django_aistemsplitter.validation import InvalidSplitRequest, validate_split_request
 
 URL_NAMESPACE = "aistemsplitter_api"
 
@@ -56,6 +56,12 @@ class SplitJobSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This job's URL in the API.")
     filename = serializers.CharField(source="display_name", read_only=True)
     is_terminal = serializers.BooleanField(read_only=True)
+    estimated_cost = serializers.SerializerMethodField(
+        help_text="Estimated price in USD of a hosted split; null for in-process splits."
+    )
+    engine_seconds = serializers.SerializerMethodField(
+        help_text="Engine time of an in-process split (no money is spent); null otherwise."
+    )
     stems = StemSerializer(many=True, read_only=True)
 
     class Meta:
@@ -77,6 +83,7 @@ class SplitJobSerializer(serializers.ModelSerializer):
             "duration_seconds",
             "credits_used",
             "estimated_cost",
+            "engine_seconds",
             "attempts",
             "metadata",
             "created_at",
@@ -92,50 +99,104 @@ class SplitJobSerializer(serializers.ModelSerializer):
         url = reverse(f"{URL_NAMESPACE}:split-detail", args=[job.pk])
         return _absolute(self.context.get("request"), url)
 
+    @extend_schema_field(serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True))
+    def get_estimated_cost(self, job: SplitJob) -> str | None:
+        if runs_in_process(job) or job.estimated_cost is None:
+            return None
+        return f"{job.estimated_cost:.4f}"
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_engine_seconds(self, job: SplitJob) -> float | None:
+        return engine_seconds(job) if runs_in_process(job) else None
+
+
+@extend_schema_field(OpenApiTypes.URI)
+class _URLInputField(serializers.CharField):
+    """A URL as typed; whether it is an acceptable one is the validation path's call."""
+
+
+class _DecidedChoiceField(serializers.ChoiceField):
+    """Documents its choices; which values are accepted is the validation path's call."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return data
+
+
+class _MetadataField(serializers.JSONField):
+    """A JSON object that PostgreSQL's ``jsonb`` can store and the API can send back.
+
+    Sent as JSON in a JSON body, or as a JSON string in a form or multipart body;
+    either way bounded in depth, without NUL characters (``jsonb`` refuses them),
+    unpaired surrogates or numbers that are not finite.
+    """
+
+    default_error_messages = {
+        "invalid": "Value must be valid JSON.",
+        "not_object": "Must be a JSON object.",
+        "unstorable": "Cannot be stored: {reason}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if getattr(data, "is_json_string", False):
+            try:
+                data = loads(str(data))
+            except ValueError:
+                self.fail("invalid")
+        if not isinstance(data, dict):
+            self.fail("not_object")
+        reason = json_problem(data, storable=True)
+        if reason is not None:
+            self.fail("unstorable", reason=reason)
+        return data
+
 
 class SplitCreateSerializer(serializers.Serializer):
-    """A new split: ``audio`` (multipart upload) or ``source_url`` (JSON or form)."""
+    """A new split: ``audio`` (multipart upload) or ``source_url`` (JSON or form).
+
+    :meth:`validate` leaves the accepted request in
+    ``validated_data["split_request"]`` for ``services.create_split``.
+    """
 
     audio = serializers.FileField(
         required=False,
-        allow_empty_file=True,  # validate_audio_upload says "The file is empty."
-        validators=[validate_audio_file],
+        allow_empty_file=True,  # "The file is empty." comes from the validation path
         help_text="The audio file (WAV, FLAC, OGG or MP3); multipart/form-data only.",
     )
-    source_url = serializers.URLField(
+    source_url = _URLInputField(
         required=False,
         allow_blank=True,
-        max_length=2000,
         help_text="Alternatively, an http(s) URL the backend fetches (remote backends).",
     )
     stem_model = serializers.CharField(
         required=False,
-        max_length=64,
-        validators=[validate_stem_model],
-        help_text="A model the configured backend serves; its default when omitted.",
+        help_text="A model the configured backend serves (or its alias, e.g. 6s); "
+        "its default when omitted.",
     )
-    output_format = serializers.ChoiceField(
+    output_format = _DecidedChoiceField(
         choices=OutputFormat.choices, required=False, help_text="Stem file format."
     )
-    metadata = serializers.JSONField(
-        required=False, help_text="Free-form JSON object kept with the job."
-    )
+    metadata = _MetadataField(required=False, help_text="Free-form JSON object kept with the job.")
 
-    def validate_metadata(self, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
+    def refusal(self, exc: InvalidSplitRequest) -> serializers.ValidationError:
+        """A refusal of the validation path as a 400 body keyed by the field at fault."""
+        key = exc.field if exc.field and exc.field in self.fields else None
+        key = key or api_settings.NON_FIELD_ERRORS_KEY
+        return serializers.ValidationError({key: [str(exc)]}, code=exc.code)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
-            clean_split_source(attrs.get("audio"), attrs.get("source_url"))
-            validate_source_for_backend(attrs.get("source_url"))
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(
-                {api_settings.NON_FIELD_ERRORS_KEY: list(exc.messages)}
-            ) from exc
+            attrs["split_request"] = validate_split_request(
+                attrs.get("audio") or None,
+                url=attrs.get("source_url") or None,
+                stem_model=attrs.get("stem_model") or None,
+                output_format=attrs.get("output_format") or None,
+            )
+        except InvalidSplitRequest as exc:
+            raise self.refusal(exc) from exc
         return attrs
 
 

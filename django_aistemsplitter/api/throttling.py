@@ -1,6 +1,13 @@
-"""Throttling of split creation: each split costs compute or credits.
+"""Throttling of the API actions that start paid work.
 
-The rate of scope ``aistemsplitter_create`` comes from
+Every split costs compute or credits, and so does every retry: a retried job is
+sent again as a new remote split. Both actions count against one scope,
+``aistemsplitter_create``, so cancelling and retrying a job cannot go faster than
+creating new ones. (The API has no "split again" action; the admin's bulk
+actions that start work are for staff with the change permission and are not
+throttled.)
+
+The rate comes from
 ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["aistemsplitter_create"]`` and
 defaults to :data:`DEFAULT_CREATE_RATE`; set it to ``None`` to disable.
 """
@@ -13,9 +20,12 @@ from rest_framework.throttling import UserRateThrottle
 CREATE_SCOPE = "aistemsplitter_create"
 DEFAULT_CREATE_RATE = "60/hour"
 
+#: The viewset actions that start paid work, throttled together in :data:`CREATE_SCOPE`.
+PAID_ACTIONS = frozenset({"create", "retry"})
+
 
 class SplitCreateRateThrottle(UserRateThrottle):
-    """Per user (per IP when anonymous) rate of ``POST /splits/``."""
+    """Per user (per IP when anonymous) rate of the actions in :data:`PAID_ACTIONS`."""
 
     scope = CREATE_SCOPE
 

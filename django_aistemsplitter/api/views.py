@@ -1,4 +1,10 @@
-"""Views of the split API: create, list, read, retry, cancel, download stems."""
+"""Views of the split API: create, list, read, retry, cancel, download stems.
+
+Malformed input is a 400, never a 500: the parsers (:mod:`.parsers`) bound and
+vet every body, an upload over ``MAX_UPLOAD_BYTES`` is cut off while it streams
+in (:mod:`django_aistemsplitter.uploads`), and what a split request may be is
+decided by the one validation path.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,50 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from django_aistemsplitter import contract
-from django_aistemsplitter.api.permissions import IsOwnerOrStaff
+from django_aistemsplitter import services, uploads
+from django_aistemsplitter.api.pagination import ORDERING, SplitPagination
+from django_aistemsplitter.api.parsers import (
+    BODY_LIMIT_ERRORS,
+    FormParser,
+    JSONParser,
+    MultiPartParser,
+)
+from django_aistemsplitter.api.permissions import IsOwnerOrPermitted
 from django_aistemsplitter.api.serializers import (
     STATUS_VALUES,
+    URL_NAMESPACE,
     ErrorSerializer,
     SplitCreateSerializer,
     SplitJobSerializer,
     SplitValidationErrorSerializer,
 )
-from django_aistemsplitter.api.throttling import SplitCreateRateThrottle
+from django_aistemsplitter.api.throttling import PAID_ACTIONS, SplitCreateRateThrottle
 from django_aistemsplitter.exceptions import AiStemSplitterError
-from django_aistemsplitter.models import RETRYABLE, SplitJob, Stem
+from django_aistemsplitter.models import RETRYABLE, SplitJob
+from django_aistemsplitter.serving import serve, stem_audio, stem_or_404
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No such job (or not yours).")
 CONFLICT = OpenApiResponse(ErrorSerializer, description="Not possible in the job's status.")
 UNAUTHENTICATED = OpenApiResponse(ErrorSerializer, description="Not authenticated.")
+FORBIDDEN = OpenApiResponse(
+    ErrorSerializer, description="Another user's job, without the change_splitjob permission."
+)
+TOO_MANY = OpenApiResponse(ErrorSerializer, description="Too many splits; retry later.")
 
 
 def documented(**kwargs: Any) -> Callable[[F], F]:
@@ -50,10 +70,31 @@ def documented(**kwargs: Any) -> Callable[[F], F]:
     return decorator
 
 
-class SplitPagination(PageNumberPagination):
-    page_size = contract.LIST_LIMIT_DEFAULT
-    page_size_query_param = "page_size"
-    max_page_size = contract.LIST_LIMIT_MAX
+def _first_challenge(authenticators: Any, request: Request) -> str:
+    for authenticator in authenticators:
+        header = authenticator.authenticate_header(request)
+        if header:
+            return str(header)
+    return ""  # none: DRF then answers 403
+
+
+class APIRootView(APIView):
+    """``GET /api/``: where everything is, so the API can be explored from its root."""
+
+    schema = None
+    permission_classes = (AllowAny,)
+
+    def get(self, request: Request) -> Response:
+        def link(name: str) -> str:
+            return request.build_absolute_uri(reverse(f"{URL_NAMESPACE}:{name}"))
+
+        return Response(
+            {
+                "splits": link("split-list"),
+                "schema": link("schema"),
+                "swagger_ui": link("swagger-ui"),
+            }
+        )
 
 
 class SplitJobViewSet(
@@ -62,28 +103,45 @@ class SplitJobViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Split jobs of the requesting user (staff: of everyone)."""
+    """Split jobs of the requesting user (of everyone, with the ``view_splitjob`` permission)."""
 
     schema = AutoSchema()
     serializer_class = SplitJobSerializer
-    permission_classes = (IsOwnerOrStaff,)
+    permission_classes = (IsOwnerOrPermitted,)
     pagination_class = SplitPagination
     parser_classes = (MultiPartParser, FormParser, JSONParser)
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_authenticate_header(self, request: Request) -> str:
+        """The first challenge any configured authentication class offers.
+
+        DRF only asks the first class, and session authentication has none, so
+        an anonymous call would get 403. Asking each (basic, token...) lets a
+        client that is not logged in get 401 with ``WWW-Authenticate``.
+        """
+        return _first_challenge(self.get_authenticators(), request)
 
     def get_queryset(self) -> QuerySet[SplitJob]:
         queryset = (
             SplitJob.objects.visible_to(self.request.user)
             .select_related("owner")
             .prefetch_related("stems")
-            .order_by("-created_at", "-pk")
+            .order_by(*ORDERING)
         )
         if self.action == "list":
             params = self.request.query_params
-            if params.get("status"):
-                queryset = queryset.filter(status=params["status"])
-            if params.get("model"):
-                queryset = queryset.filter(stem_model=params["model"])
+            wanted = params.get("status")
+            if wanted:
+                if wanted not in STATUS_VALUES:
+                    raise ValidationError(
+                        {"status": [f"Unknown status; use one of {', '.join(STATUS_VALUES)}."]}
+                    )
+                queryset = queryset.filter(status=wanted)
+            model = params.get("model")
+            if model:
+                if "\x00" in model:  # PostgreSQL text cannot hold it: no such model
+                    raise ValidationError({"model": ["Not a model name."]})
+                queryset = queryset.filter(stem_model=model)
         return queryset
 
     def get_serializer_class(self) -> Any:
@@ -91,9 +149,23 @@ class SplitJobViewSet(
             return SplitCreateSerializer
         return SplitJobSerializer
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        drf_request = super().initialize_request(request, *args, **kwargs)  # sets self.action
+        if self.action == "create":
+            # Before anything reads the body (DRF parses it lazily, on request.data).
+            uploads.install(request)
+        return drf_request
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django refuses an oversized body or too many fields while DRF reads it,
+        # as a SuspiciousOperation: answer like any other parse error.
+        if isinstance(exc, BODY_LIMIT_ERRORS):
+            exc = ParseError(str(exc))
+        return super().handle_exception(exc)
+
     def get_throttles(self) -> list[Any]:
         throttles = list(super().get_throttles())
-        if self.action == "create":
+        if self.action in PAID_ACTIONS:
             throttles.append(SplitCreateRateThrottle())
         return throttles
 
@@ -138,37 +210,38 @@ class SplitJobViewSet(
             201: SplitJobSerializer,
             400: OpenApiResponse(SplitValidationErrorSerializer, description="Invalid request."),
             401: UNAUTHENTICATED,
-            429: OpenApiResponse(ErrorSerializer, description="Too many splits; retry later."),
+            429: TOO_MANY,
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        from django_aistemsplitter import services
-
         serializer = SplitCreateSerializer(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
+        refused = uploads.refusal(request)  # the body is parsed: was the upload cut off?
+        if refused is not None:
+            raise serializer.refusal(refused)
+        serializer.is_valid(raise_exception=True)  # the one validation path, audio probed once
         data = serializer.validated_data
-        try:
-            job = services.split(
-                data.get("audio") or None,
-                url=data.get("source_url") or None,
-                stem_model=data.get("stem_model") or None,
-                output_format=data.get("output_format") or None,
-                owner=request.user,
-                metadata=data.get("metadata") or None,
-            )
-        except (AiStemSplitterError, ValueError) as exc:
-            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
-        return self._job_response(job, status.HTTP_201_CREATED)
+        job = services.create_split(
+            data["split_request"], owner=request.user, metadata=data.get("metadata") or None
+        )
+        response = self._job_response(job, status.HTTP_201_CREATED)
+        response["Location"] = response.data["url"]
+        return response
 
     @documented(
         summary="Retry a failed or cancelled job",
+        description="Counts against the create throttle: a retry is a new split.",
         request=None,
-        responses={200: SplitJobSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: CONFLICT},
+        responses={
+            200: SplitJobSerializer,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: CONFLICT,
+            429: TOO_MANY,
+        },
     )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
-        from django_aistemsplitter import services
-
         job = self.get_object()
         if job.status not in RETRYABLE:
             return Response(
@@ -184,12 +257,16 @@ class SplitJobViewSet(
     @documented(
         summary="Cancel a running job",
         request=None,
-        responses={200: SplitJobSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND, 409: CONFLICT},
+        responses={
+            200: SplitJobSerializer,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+            409: CONFLICT,
+        },
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        from django_aistemsplitter import services
-
         job = self.get_object()
         if job.is_terminal:
             return Response(
@@ -209,30 +286,26 @@ class SplitJobViewSet(
 
     @documented(
         summary="Download one stem",
+        description=(
+            "The stem's bytes, or, when the storage signs URLs (S3), a 302 redirect to a "
+            "short-lived signed URL that serves them. `Range` asks for one byte range "
+            "(206); `If-None-Match` with the `ETag` (the stem's SHA-256) revalidates (304)."
+        ),
         parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH, description="Stem name.")],
         responses={
             (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+            (206, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The byte range asked for."
+            ),
+            302: OpenApiResponse(description="Fetch the stem from the `Location` URL."),
+            304: OpenApiResponse(description="The copy named by `If-None-Match` is current."),
             401: UNAUTHENTICATED,
             404: NOT_FOUND,
+            416: OpenApiResponse(description="The range lies past the end of the stem."),
         },
     )
     @action(detail=True, methods=["get"], url_path=r"stems/(?P<name>[^/]+)", url_name="stem")
-    def stem(self, request: Request, pk: str | None = None, name: str = "") -> FileResponse:
-        job = self.get_object()
-        if not contract.is_safe_stem_name(name):
-            raise Http404("No such stem.")
-        stem: Stem | None = job.stems.filter(name=name).first()
-        if stem is None or not stem.file:
-            raise Http404("No such stem.")
-        try:
-            handle = stem.file.open("rb")
-        except (OSError, ValueError) as exc:
-            raise Http404("The stem file is missing from storage.") from exc
-        file_name = stem.file.name or ""
-        ext = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else stem.format
-        return FileResponse(
-            handle,
-            as_attachment=True,
-            filename=f"{stem.name}.{ext or 'wav'}",
-            content_type=contract.CONTENT_TYPES.get(ext, "application/octet-stream"),
-        )
+    def stem(self, request: Request, pk: str | None = None, name: str = "") -> HttpResponseBase:
+        stem = stem_or_404(self.get_object(), name)
+        # The Django request under DRF's: serving reads its headers, not a parsed body.
+        return serve(request._request, stem_audio(stem), as_attachment=True)

@@ -1,8 +1,14 @@
-"""Run a separation engine inside the Celery worker: no network, no account.
+"""Run a separation engine on the Celery worker's machine: no network, no account.
 
 The engine comes from ``AISTEMSPLITTER["ENGINE"]`` and ``["ENGINE_OPTIONS"]``.
 This backend is strict: it only accepts the models its engine serves (it never
 emulates a hosted model it cannot run), so a job's model is what really ran.
+
+Each separation runs in a child process of its own
+(:mod:`~django_aistemsplitter.engines.isolation`) unless ``ENGINE_IN_SUBPROCESS``
+is False: an engine that crashes in native code or is killed for its memory then
+fails its job with ``ENGINE_CRASHED`` instead of killing the worker (and, with
+late acknowledgement, every worker the message is delivered to next).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from django_aistemsplitter.backends.base import InProcessBackend, LocalResult, P
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines import Engine, get_engine
 from django_aistemsplitter.engines.files import separate_file
+from django_aistemsplitter.engines.isolation import separate_in_child
+from django_aistemsplitter.jobs import heartbeat_interval
 from django_aistemsplitter.workdirs import remove_dir, staging_dir
 
 if TYPE_CHECKING:
@@ -58,7 +66,9 @@ class LocalBackend(InProcessBackend):
 
         The source is streamed out of storage into that directory first because
         the engine decodes a local file; the caller stores ``files`` and then
-        calls :meth:`LocalResult.cleanup`.
+        calls :meth:`LocalResult.cleanup`. In a child process, ``progress`` is
+        also called with the last fraction whenever the engine has been quiet
+        for a heartbeat interval; whatever it raises stops the child.
         """
         model = self.check_model(job.stem_model)
         workdir = staging_dir()
@@ -68,9 +78,21 @@ class LocalBackend(InProcessBackend):
             with job.audio.open("rb") as src, open(source, "wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
             started = time.monotonic()
-            result = separate_file(
-                self.engine, source, workdir / "stems", model, job.output_format, progress
-            )
+            if get_setting("ENGINE_IN_SUBPROCESS"):
+                result = separate_in_child(
+                    self.engine_name,
+                    self.engine_options,
+                    source,
+                    workdir / "stems",
+                    model,
+                    job.output_format,
+                    progress,
+                    idle_every=heartbeat_interval(),
+                )
+            else:
+                result = separate_file(
+                    self.engine, source, workdir / "stems", model, job.output_format, progress
+                )
             source.unlink()
         except BaseException:
             remove_dir(workdir)

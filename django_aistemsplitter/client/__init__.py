@@ -1,20 +1,58 @@
-"""Client of the AiStemSplitter HTTP API, blocking and asyncio; no Django settings needed.
+"""Client of the AiStemSplitter HTTP API, blocking and asyncio; no Django needed.
 
 >>> from django_aistemsplitter.client import AiStemSplitter
 >>> with AiStemSplitter() as client:  # key from $AISTEMSPLITTER_API_KEY
 ...     split = client.wait(client.submit(input=client.upload_file("song.wav")).id)
 ...     paths = client.download(split, "stems/")
 
+This package imports and works where Django is not installed: its errors live
+in :mod:`.exceptions` on plain Python bases, and everything is exported here.
 Both clients run the same sans-IO operations (``_core``); see ``_effects`` for
-how the drivers perform them.
+how the drivers perform them. Webhook receivers need no client at all:
+:func:`verify_signature` then :func:`parse_event`.
 """
 
 from __future__ import annotations
 
-from django_aistemsplitter.client._async import AsyncAiStemSplitter, AsyncStemSplitter
-from django_aistemsplitter.client._sync import AiStemSplitter, StemSplitter
-from django_aistemsplitter.client.polling import PollSchedule, RetryPolicy
-from django_aistemsplitter.client.signing import sign_payload, verify_signature
+from django_aistemsplitter.client._async import (
+    AsyncAiStemSplitter,
+    AsyncStemSplitter,
+    adownload_file,
+)
+from django_aistemsplitter.client._sync import AiStemSplitter, StemSplitter, download_file
+from django_aistemsplitter.client.downloads import Downloaded, DownloadPolicy, PolicyNames
+from django_aistemsplitter.client.events import parse_event
+from django_aistemsplitter.client.exceptions import (
+    AiStemSplitterError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    DownloadError,
+    DownloadRefusedError,
+    DownloadTimeoutError,
+    IdempotencyConflictError,
+    IncompleteDownloadError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    MalformedWebhookError,
+    NetworkError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+    SignatureVerificationError,
+    SplitFailedError,
+    UnsafeStemNameError,
+    UnsupportedAudioError,
+)
+from django_aistemsplitter.client.polling import (
+    PollSchedule,
+    RetryPolicy,
+    cap_retry_after,
+    parse_retry_after,
+)
+from django_aistemsplitter.client.signing import parse_secrets, sign_payload, verify_signature
 from django_aistemsplitter.client.types import (
     Credits,
     Split,
@@ -26,19 +64,50 @@ from django_aistemsplitter.client.types import (
 )
 
 __all__ = [
+    "APIError",
+    "APITimeoutError",
     "AiStemSplitter",
+    "AiStemSplitterError",
     "AsyncAiStemSplitter",
     "AsyncStemSplitter",
+    "AuthenticationError",
+    "ConfigurationError",
     "Credits",
+    "DownloadError",
+    "DownloadPolicy",
+    "DownloadRefusedError",
+    "DownloadTimeoutError",
+    "Downloaded",
+    "IdempotencyConflictError",
+    "IncompleteDownloadError",
+    "InsufficientCreditsError",
+    "InvalidRequestError",
+    "MalformedWebhookError",
+    "NetworkError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PolicyNames",
     "PollSchedule",
+    "RateLimitError",
     "RetryPolicy",
+    "ServerError",
+    "SignatureVerificationError",
     "Split",
     "SplitError",
+    "SplitFailedError",
     "SplitPage",
     "StemSplitter",
+    "UnsafeStemNameError",
+    "UnsupportedAudioError",
     "Upload",
     "UploadedInput",
     "WebhookEvent",
+    "adownload_file",
+    "cap_retry_after",
+    "download_file",
+    "parse_event",
+    "parse_retry_after",
+    "parse_secrets",
     "sign_payload",
     "verify_signature",
 ]

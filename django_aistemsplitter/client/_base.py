@@ -4,7 +4,8 @@ The public methods are declared once, here, as descriptors around the core's
 operations. Reading one from a client binds it to that client's driver, so
 ``AiStemSplitter().get_split`` returns a :class:`Split` and
 ``AsyncAiStemSplitter().get_split`` returns an awaitable of one; the overloads of
-``__get__`` tell type checkers which.
+``__get__`` tell type checkers which, keyed on the client's httpx class, so this
+module never imports the drivers that build on it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from typing import (
-    TYPE_CHECKING,
     Any,
     ClassVar,
     Concatenate,
@@ -23,13 +23,13 @@ from typing import (
     overload,
 )
 
+import httpx
+
 from django_aistemsplitter.client._core import Config, Core
 from django_aistemsplitter.client._effects import Op, Stepper, Walk
+from django_aistemsplitter.client.downloads import DownloadPolicy
+from django_aistemsplitter.client.polling import DEFAULT_MAX_RETRY_AFTER
 from django_aistemsplitter.client.types import Pager, Split
-
-if TYPE_CHECKING:
-    from django_aistemsplitter.client._async import AsyncAiStemSplitter
-    from django_aistemsplitter.client._sync import AiStemSplitter
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,10 +46,10 @@ class operation(Generic[P, R]):
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> operation[P, R]: ...
     @overload
-    def __get__(self, obj: AiStemSplitter, owner: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, obj: BaseClient[httpx.Client], owner: type[Any]) -> Callable[P, R]: ...
     @overload
     def __get__(
-        self, obj: AsyncAiStemSplitter, owner: type[Any]
+        self, obj: BaseClient[httpx.AsyncClient], owner: type[Any]
     ) -> Callable[P, Coroutine[Any, Any, R]]: ...
     def __get__(self, obj: BaseClient[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
@@ -75,10 +75,12 @@ class walker(Generic[P]):
     @overload
     def __get__(self, obj: None, owner: type[Any]) -> walker[P]: ...
     @overload
-    def __get__(self, obj: AiStemSplitter, owner: type[Any]) -> Callable[P, Iterator[Split]]: ...
+    def __get__(
+        self, obj: BaseClient[httpx.Client], owner: type[Any]
+    ) -> Callable[P, Iterator[Split]]: ...
     @overload
     def __get__(
-        self, obj: AsyncAiStemSplitter, owner: type[Any]
+        self, obj: BaseClient[httpx.AsyncClient], owner: type[Any]
     ) -> Callable[P, AsyncIterator[Split]]: ...
     def __get__(self, obj: BaseClient[Any] | None, owner: type[Any]) -> Any:
         if obj is None:
@@ -111,7 +113,10 @@ class BaseClient(Generic[H]):
 
     Nothing here touches the network or requires an API key: a missing key is
     reported by the first request, so building a client at import time (in a
-    settings module, say) never fails.
+    settings module, say) never fails. ``max_retry_after`` caps how long a
+    server's ``Retry-After`` may make a retry wait; ``download_policy`` decides
+    which stem URLs ``download_stems`` follows (default: any host over https,
+    plain http only when ``base_url`` is http, as a local sandbox is).
     """
 
     #: True in the asyncio client: its operations are coroutine functions.
@@ -125,6 +130,8 @@ class BaseClient(Generic[H]):
         webhook_secret: str | Iterable[str] | None = None,
         timeout: float | None = 30.0,
         max_retries: int = 4,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        download_policy: DownloadPolicy | None = None,
         http_client: H | None = None,
     ) -> None:
         self._core = Core(
@@ -134,6 +141,8 @@ class BaseClient(Generic[H]):
                 webhook_secret=webhook_secret,
                 timeout=timeout,
                 max_retries=max_retries,
+                max_retry_after=max_retry_after,
+                download_policy=download_policy,
             )
         )
         self._core.pager = cast(Pager, self)

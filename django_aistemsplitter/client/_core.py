@@ -4,8 +4,9 @@ Each public method of :class:`Core` that returns an ``Op`` is a generator: it
 yields :class:`~._effects.Request` / :class:`~._effects.Sleep` effects and gets
 their outcomes back, so ``AiStemSplitter`` (blocking) and
 ``AsyncAiStemSplitter`` (asyncio) only differ in how they perform an effect.
-Retries, error mapping, idempotency keys, pagination, the poll schedule and
-download validation are all here and nowhere else.
+Retries, error mapping, idempotency keys, pagination and the poll schedule are
+all here and nowhere else; the download policy is in :mod:`.downloads`, whose
+operation the core runs through its own retrying ``send``.
 
 Local files are touched directly (open, temp file, rename): they are fast,
 and keeping them in the core keeps the cleanup rules in one place.
@@ -17,7 +18,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, urlsplit
 
-from django_aistemsplitter import __version__, contract
+from django_aistemsplitter import contract
+from django_aistemsplitter._version import __version__
 from django_aistemsplitter.client import signing
 from django_aistemsplitter.client._effects import (
     Emit,
     FileBody,
-    FileSink,
     Op,
     Request,
     Response,
@@ -39,12 +39,30 @@ from django_aistemsplitter.client._effects import (
     TransportFailure,
     Walk,
 )
+from django_aistemsplitter.client.downloads import DownloadPolicy, save_url
 from django_aistemsplitter.client.errors import (
     decode_data,
     error_from_response,
     is_retryable,
 )
-from django_aistemsplitter.client.polling import PollSchedule, RetryPolicy, estimate_remaining
+from django_aistemsplitter.client.events import find_header, parse_event
+from django_aistemsplitter.client.exceptions import (
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigurationError,
+    DownloadError,
+    IncompleteDownloadError,
+    InvalidRequestError,
+    SplitFailedError,
+    UnsafeStemNameError,
+)
+from django_aistemsplitter.client.polling import (
+    DEFAULT_MAX_RETRY_AFTER,
+    PollSchedule,
+    RetryPolicy,
+    estimate_remaining,
+)
 from django_aistemsplitter.client.types import (
     Credits,
     Pager,
@@ -53,18 +71,6 @@ from django_aistemsplitter.client.types import (
     Upload,
     UploadedInput,
     WebhookEvent,
-)
-from django_aistemsplitter.exceptions import (
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-    DownloadError,
-    InvalidRequestError,
-    NetworkError,
-    SignatureVerificationError,
-    SplitFailedError,
-    UnsafeStemNameError,
 )
 
 logger = logging.getLogger("django_aistemsplitter.client")
@@ -81,13 +87,26 @@ _INPUT_TYPES = ("direct_url", "uploaded_file")
 
 
 def _secrets_from(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    if value is None:
-        value = os.environ.get(contract.WEBHOOK_SECRET_ENV, "")
-        # The environment can only hold one string: commas separate rotated secrets.
-        value = value.split(",")
-    elif isinstance(value, str):
-        value = [value]
-    return tuple(s.strip() for s in value if s and s.strip())
+    """The constructor's ``webhook_secret``, else the environment's (comma-separated)."""
+    try:
+        if value is None:
+            return signing.parse_secrets(
+                os.environ.get(contract.WEBHOOK_SECRET_ENV), split_commas=True
+            )
+        return signing.parse_secrets(
+            value if isinstance(value, (str, list, tuple)) else list(value), split_commas=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"webhook_secret: {exc}") from None
+
+
+def default_download_policy(base_url: str) -> DownloadPolicy:
+    """Stems from any host (presigned storage URLs live elsewhere), over https.
+
+    Plain http is allowed only when the API itself is spoken over http (a local
+    sandbox), whose stem URLs are http too.
+    """
+    return DownloadPolicy(allow_http=urlsplit(base_url).scheme == "http")
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,7 @@ class Config:
     timeout: float | None = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll: PollSchedule = field(default_factory=PollSchedule)
+    download_policy: DownloadPolicy = field(default_factory=DownloadPolicy)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -112,15 +132,21 @@ class Config:
         webhook_secret: str | Iterable[str] | None,
         timeout: float | None,
         max_retries: int,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        download_policy: DownloadPolicy | None = None,
     ) -> Config:
         if max_retries < 0:
             raise ConfigurationError("max_retries must be 0 or more")
+        if not max_retry_after >= 0:  # NaN too
+            raise ConfigurationError("max_retry_after must be 0 or more seconds")
+        url = (base_url or contract.DEFAULT_BASE_URL).rstrip("/")
         return cls(
             api_key=api_key or os.environ.get(contract.API_KEY_ENV) or None,
-            base_url=(base_url or contract.DEFAULT_BASE_URL).rstrip("/"),
+            base_url=url,
             webhook_secrets=_secrets_from(webhook_secret),
             timeout=timeout,
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=RetryPolicy(max_retries=max_retries, max_retry_after=max_retry_after),
+            download_policy=download_policy or default_download_policy(url),
         )
 
 
@@ -190,17 +216,6 @@ def _stem_extension(url: str, split: Split) -> str:
     return fmt if fmt in contract.OUTPUT_FORMATS else contract.DEFAULT_OUTPUT_FORMAT
 
 
-def _complete_body(response: Response) -> APIError | None:
-    """A body shorter than its ``Content-Length`` was cut: treat it as a network failure."""
-    declared = response.headers.get("content-length")
-    if declared is None or not declared.isdigit() or int(declared) == response.body_length:
-        return None
-    return NetworkError(
-        f"body truncated: got {response.body_length} of {declared} bytes",
-        code="TRUNCATED",
-    )
-
-
 def _upload_answer(response: Response) -> dict[str, Any]:
     """Upload hosts answer with nothing or with ``{"success": true, "data": {url, key}}``."""
     try:
@@ -209,18 +224,6 @@ def _upload_answer(response: Response) -> dict[str, Any]:
         return {}
     data = payload.get("data") if isinstance(payload, Mapping) else None
     return dict(data) if isinstance(data, Mapping) else {}
-
-
-def find_header(headers: Headers, name: str) -> str | None:
-    """Case-insensitive lookup that also understands WSGI ``META`` keys (``HTTP_X_Y``)."""
-    wanted = name.lower().replace("_", "-")
-    for key, value in headers.items():
-        normal = str(key).lower().replace("_", "-")
-        if normal.startswith("http-"):
-            normal = normal[5:]
-        if normal == wanted:
-            return str(value)
-    return None
 
 
 class Core:
@@ -250,7 +253,7 @@ class Core:
         )
 
     def send(
-        self, request: Request, *, check: Callable[[Response], APIError | None] | None = None
+        self, request: Request, *, check: Callable[[Response], Exception | None] | None = None
     ) -> Op[Response]:
         """Perform ``request``, retrying what may succeed later; the single retry loop.
 
@@ -272,7 +275,7 @@ class Core:
             logger.debug(
                 "%s failed (%s); retry %d/%d in %.2fs",
                 request.label,
-                error.code or type(error).__name__,
+                getattr(error, "code", None) or type(error).__name__,
                 attempt,
                 policy.max_retries,
                 delay,
@@ -283,8 +286,8 @@ class Core:
         self,
         request: Request,
         reply: Response | TransportFailure,
-        check: Callable[[Response], APIError | None] | None,
-    ) -> APIError | None:
+        check: Callable[[Response], Exception | None] | None,
+    ) -> Exception | None:
         if isinstance(reply, TransportFailure):
             logger.debug("%s -> %s", request.label, reply.error)
             return reply.error
@@ -518,7 +521,8 @@ class Core:
         only when complete, so a reader never sees half a file; a cut or short
         body is retried and then raises :class:`DownloadError`, leaving nothing
         behind. Stem names are checked before anything touches the disk, so a
-        hostile name like ``../../x`` cannot write outside ``directory``.
+        hostile name like ``../../x`` cannot write outside ``directory``; stem
+        URLs, redirects included, must pass the client's ``download_policy``.
         Raises :class:`SplitFailedError` for a failed split.
         """
         split = split_or_id
@@ -547,27 +551,22 @@ class Core:
         return saved
 
     def _download(self, url: str, target: Path) -> Op[Path]:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-        os.close(fd)
-        sink = FileSink(Path(tmp_name))
-        # No Authorization header: stem URLs are presigned and may live on another host.
-        request = Request(
-            "GET", url, headers={"User-Agent": USER_AGENT}, sink=sink, timeout=self.config.timeout
-        )
+        def send(request: Request, check: Callable[[Response], Exception | None]) -> Op[Response]:
+            return self.send(request, check=check)
+
         try:
-            try:
-                yield from self.send(request, check=_complete_body)
-            except NetworkError as exc:
-                raise DownloadError(f"could not download {target.name}: {exc}") from exc
-            sink.close()
-            # mkstemp creates 0600 files; a downloaded stem gets the usual umask mode.
-            os.chmod(sink.path, 0o666 & ~_current_umask())
-            os.replace(sink.path, target)
-        finally:
-            sink.close()
-            sink.path.unlink(missing_ok=True)
+            # No Authorization header: stem URLs are presigned and may live on another host.
+            yield from save_url(
+                url,
+                target,
+                policy=self.config.download_policy,
+                send=send,
+                timeout=self.config.timeout,
+                headers={"User-Agent": USER_AGENT},
+                clock=self.config.clock,
+            )
+        except APIError as exc:  # the stem host answered an error, or could not be reached
+            raise IncompleteDownloadError(f"could not download {target.name}: {exc}") from exc
         return target
 
     # --- account and webhooks ------------------------------------------------------
@@ -587,37 +586,28 @@ class Core:
         """Check a delivery's signature and parse it into a :class:`WebhookEvent`.
 
         Pass the body exactly as received (``request.body``): the signature covers
-        bytes, and re-serialised JSON would not match. Raises
-        :class:`SignatureVerificationError` (a ``SuspiciousOperation``, so Django
-        answers 400) for a missing, stale or wrong signature or a body that is not
-        an event. Either event shape is accepted; ``event.needs_fetch`` says when
-        to ``get_split`` for stems. Several secrets (a list, or commas in
-        ``AISTEMSPLITTER_WEBHOOK_SECRET``) allow rotating without downtime. A plain
-        method on the async client too: it is pure computation, nothing to await.
+        bytes, and re-serialised JSON would not match. This is
+        :func:`~django_aistemsplitter.client.verify_signature` followed by
+        :func:`~django_aistemsplitter.client.parse_event`. Raises
+        :class:`SignatureVerificationError` (answer 400) for a missing, stale or
+        wrong signature, and its subclass :class:`MalformedWebhookError` for a
+        signed body that is not an event. Either event shape is accepted;
+        ``event.needs_fetch`` says when to ``get_split`` for stems. Several secrets
+        (a list, or commas in ``AISTEMSPLITTER_WEBHOOK_SECRET``) allow rotating
+        without downtime. A plain method on the async client too: it is pure
+        computation, nothing to await.
         """
         if not self.config.webhook_secrets:
             raise ConfigurationError(
                 f"no webhook secret: pass webhook_secret= or set {contract.WEBHOOK_SECRET_ENV}"
             )
-        body = raw_body.encode() if isinstance(raw_body, str) else bytes(raw_body)
+        body = (
+            raw_body.encode("utf-8", "surrogatepass")
+            if isinstance(raw_body, str)
+            else bytes(raw_body)
+        )
         header = find_header(headers, contract.SIGNATURE_HEADER)
         signed_at = signing.verify_signature(
             body, header, self.config.webhook_secrets, tolerance=tolerance
         )
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise SignatureVerificationError("webhook body is not JSON") from None
-        if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), Mapping):
-            raise SignatureVerificationError("webhook body is not an event")
-        event = WebhookEvent.from_api(payload, signed_at=signed_at)
-        if not event.data.id or not event.data.status:
-            raise SignatureVerificationError("webhook event has no split id or status")
-        return event
-
-
-def _current_umask() -> int:
-    """The process umask (reading it means setting it; restore at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        return parse_event(body, signed_at=signed_at)

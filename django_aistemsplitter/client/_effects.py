@@ -5,8 +5,8 @@ give me the answer"), :class:`Sleep` ("wait this long") or, for iterators,
 :class:`Emit` ("hand this item to the caller") — and receives the outcome back.
 The sync driver performs effects with ``httpx.Client`` and ``time.sleep``, the
 async one with ``httpx.AsyncClient`` and ``asyncio.sleep``; everything that
-decides anything (retries, errors, pagination, polling, downloads) lives in the
-core and is therefore written once.
+decides anything (retries, errors, pagination, polling) lives in the core, and
+the download policy in ``downloads``, and is therefore written once.
 """
 
 from __future__ import annotations
@@ -17,15 +17,21 @@ import os
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar, cast
+from typing import IO, Any, Generic, Protocol, TypeVar, cast
 
 import httpx
 
-from django_aistemsplitter.exceptions import APITimeoutError, NetworkError
+from django_aistemsplitter.client.exceptions import (
+    APITimeoutError,
+    IncompleteDownloadError,
+    NetworkError,
+)
 
 T = TypeVar("T")
 
 CHUNK_SIZE = 64 * 1024
+#: The most of an error (or redirect) answer's body kept when a file was expected.
+ERROR_BODY_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -85,32 +91,47 @@ def _response(r: httpx.Response, content: bytes, decoded: int) -> Response:
 
 
 class MemorySink:
-    """Collects a (small, JSON) body in memory."""
+    """Collects a (small, JSON) body in memory; over ``limit`` bytes, the transfer is cut."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._buffer = bytearray()
+        self._limit = limit
 
     def write(self, chunk: bytes) -> None:
         self._buffer += chunk
+        if self._limit is not None and len(self._buffer) > self._limit:
+            raise IncompleteDownloadError(f"error answer's body is over {self._limit} bytes")
 
     def response(self, r: httpx.Response) -> Response:
         return _response(r, bytes(self._buffer), len(self._buffer))
+
+
+class StreamWatcher(Protocol):
+    """Sees a file download as it streams, and may stop it by raising."""
+
+    def begin(self, status_code: int, headers: Mapping[str, str]) -> None: ...
+    def feed(self, chunk: bytes) -> None: ...
 
 
 class FileSink:
     """Streams a successful body into ``path``; an error body still goes to memory.
 
     Reopening truncates, so a retried download never appends to a broken attempt.
+    A ``watcher`` (the download policy's :class:`~.downloads.Transfer`) checks
+    the answer and every chunk before it is written.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, watcher: StreamWatcher | None = None) -> None:
         self.path = path
+        self.watcher = watcher
         self._file: IO[bytes] | None = None
         self._written = 0
 
     def open_for(self, r: httpx.Response) -> FileSink | MemorySink:
         if r.status_code >= 300:
-            return MemorySink()
+            return MemorySink(limit=ERROR_BODY_LIMIT)
+        if self.watcher is not None:
+            self.watcher.begin(r.status_code, r.headers)
         self.close()
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in response()/close()
         self._written = 0
@@ -118,6 +139,8 @@ class FileSink:
 
     def write(self, chunk: bytes) -> None:
         assert self._file is not None
+        if self.watcher is not None:
+            self.watcher.feed(chunk)
         self._file.write(chunk)
         self._written += len(chunk)
 

@@ -8,17 +8,17 @@ list. A body that is not the JSON envelope (a proxy's HTML error page, an empty
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.exceptions import (
+from django_aistemsplitter.client.exceptions import (
     APIError,
     AuthenticationError,
+    DownloadTimeoutError,
     IdempotencyConflictError,
+    IncompleteDownloadError,
     InsufficientCreditsError,
     InvalidRequestError,
     NetworkError,
@@ -28,6 +28,7 @@ from django_aistemsplitter.exceptions import (
     ServerError,
     UnsupportedAudioError,
 )
+from django_aistemsplitter.client.polling import parse_retry_after
 
 __all__ = ["decode_data", "error_from_response", "is_retryable", "parse_retry_after", "redact"]
 
@@ -57,24 +58,6 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; junk -> ``None``."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
 
 
 def _json(content: bytes) -> Any:
@@ -135,5 +118,10 @@ def decode_data(status_code: int, headers: Mapping[str, str], content: bytes) ->
 
 
 def is_retryable(error: BaseException) -> bool:
-    """429, 5xx and transport failures may succeed later; every other error will not."""
-    return isinstance(error, (RateLimitError, ServerError, NetworkError))
+    """429, 5xx, transport failures and cut downloads may succeed later; nothing else will.
+
+    A download past its deadline is not retried: its time is up.
+    """
+    if isinstance(error, DownloadTimeoutError):
+        return False
+    return isinstance(error, (RateLimitError, ServerError, NetworkError, IncompleteDownloadError))

@@ -2,17 +2,66 @@
 
 They are plain functions of their inputs (the clock and the random source are
 arguments), so the number of requests a wait costs can be computed and tested
-without a server or a real clock.
+without a server or a real clock. ``Retry-After`` is read and capped here too:
+:func:`parse_retry_after` turns the header into seconds and :func:`cap_retry_after`
+bounds them; the Django tasks use the same two functions.
 """
 
 from __future__ import annotations
 
+import email.utils
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["PollSchedule", "RetryPolicy", "estimate_remaining", "simulate_polls"]
+__all__ = [
+    "PollSchedule",
+    "RetryPolicy",
+    "cap_retry_after",
+    "estimate_remaining",
+    "parse_retry_after",
+]
+
+#: Default cap on a server's ``Retry-After``, in seconds.
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date.
+
+    Whatever a server sends, the answer is ``None`` (no usable hint: junk,
+    ``NaN``, infinity, a date the calendar cannot hold) or a finite number ``>= 0``
+    (a past date or a negative delay is ``0``). It is *not* capped: ``1e20`` or a
+    date in 2099 come back as they are; pass the result to :func:`cap_retry_after`.
+    """
+    if not value or not isinstance(value, str):
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+            seconds = parsed.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, OverflowError, IndexError, OSError):
+            return None
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def cap_retry_after(seconds: float | None, cap: float) -> float | None:
+    """``seconds`` bounded to ``[0, cap]``; ``None`` and ``NaN`` stay "no hint" (``None``).
+
+    The one place where a server's wish meets our limit: the client's retry loop
+    and the Django tasks' backoff both call it, so a hostile or broken header
+    cannot park a worker for hours (or crash a timer with ``OverflowError``).
+    """
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), max(0.0, cap))
 
 
 @dataclass(frozen=True)
@@ -67,37 +116,6 @@ def estimate_remaining(samples: Sequence[tuple[float, float]]) -> float | None:
     return max(0.0, (1.0 - min(p1, 1.0)) / rate)
 
 
-def simulate_polls(
-    job_seconds: float,
-    schedule: PollSchedule | None = None,
-    *,
-    report_progress: bool = True,
-    timeout: float | None = None,
-) -> list[float]:
-    """The times at which ``wait_for_split`` GETs a job lasting ``job_seconds``.
-
-    Mirrors the loop in the client core (first GET at once, then the schedule),
-    with a job whose progress grows linearly when ``report_progress``. Used by
-    tests and by ``bench/wait_calls.py`` to state the cost of a wait up front.
-    """
-    schedule = schedule or PollSchedule()
-    now, polls, times = 0.0, 0, []
-    samples: list[tuple[float, float]] = []
-    while True:
-        times.append(now)
-        if now >= job_seconds:
-            return times
-        if report_progress:
-            samples.append((now, now / job_seconds))
-        delay = schedule.delay(polls, estimate_remaining(samples))
-        if timeout is not None:
-            if now >= timeout:
-                return times
-            delay = min(delay, timeout - now)
-        now += delay
-        polls += 1
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter for retryable failures.
@@ -111,11 +129,12 @@ class RetryPolicy:
     max_retries: int = 4
     base: float = 0.5
     cap: float = 8.0
-    max_retry_after: float = 60.0
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds to sleep before retry number ``attempt + 1`` (``attempt`` from 0)."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_retry_after)
+        hinted = cap_retry_after(retry_after, self.max_retry_after)
+        if hinted is not None:
+            return hinted
         bound = min(self.cap, self.base * 2 ** min(attempt, 30))
         return rng.uniform(0.0, bound)

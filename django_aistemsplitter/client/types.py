@@ -2,20 +2,29 @@
 
 Every class keeps the decoded ``raw`` dict, so a field the service adds later is
 still reachable before this package learns its name, and ``from_api`` tolerates
-missing keys: the thin webhook event carries a Split with only ``id`` and
-``status``, and older or newer servers may omit optional fields.
+missing or malformed values (they become ``None``, the original stays in ``raw``):
+the thin webhook event carries a Split with only ``id`` and ``status``, and older
+or newer servers may omit optional fields.
+
+Results read both ways: as attributes (``split.stem_model``) and, as the
+service's documentation writes it, as a read-only mapping under the wire names
+(``split["stemModel"]``, ``event.data["stems"]``, ``event.data["error"]["code"]``,
+``"stems" in split``, ``split.get("progress")``). The mapping gives the typed
+values (a ``datetime`` for ``createdAt``); keys the package does not know yet
+come from ``raw``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar, Protocol
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.compat import parse_iso_datetime
 
 __all__ = [
     "Credits",
@@ -25,6 +34,7 @@ __all__ = [
     "Upload",
     "UploadedInput",
     "WebhookEvent",
+    "WireMapping",
 ]
 
 
@@ -32,49 +42,145 @@ def _dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
+def _str(value: Any) -> str | None:
+    """A wire string, or ``None`` for anything else (a number where text belongs)."""
+    return value if isinstance(value, str) else None
+
+
 def _float(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
+
+
+_ISO_DATETIME = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
+    r"(?:[.,](?P<fraction>\d{1,9}))?\s*(?P<zone>Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def parse_iso_datetime(value: str) -> datetime | None:
+    """ISO 8601 text -> datetime in UTC (naive input is taken as UTC); junk -> None.
+
+    Python 3.10's ``datetime.fromisoformat`` rejects a trailing ``Z`` and fractions
+    of a second that are not 3 or 6 digits, both of which 3.11+ accepts; the text is
+    normalised first so every supported Python reads the same timestamps.
+    """
+    match = _ISO_DATETIME.fullmatch(value.strip())
+    if match is None:
+        return None
+    fraction = (match["fraction"] or "").ljust(6, "0")[:6]
+    zone = match["zone"] or "+00:00"
+    if zone in ("Z", "z"):
+        zone = "+00:00"
+    elif len(zone) == 3:
+        zone += ":00"
+    elif ":" not in zone:
+        zone = f"{zone[:3]}:{zone[3:]}"
+    text = f"{match['date']}T{match['time']}" + (f".{fraction}" if match["fraction"] else "")
+    try:
+        parsed = datetime.fromisoformat(text + zone)
+    except ValueError:  # well formed but impossible, e.g. month 13
+        return None
+    return parsed.astimezone(timezone.utc)
 
 
 def parse_timestamp(value: Any) -> datetime | None:
     """ISO 8601 (with ``Z``) or unix seconds -> aware UTC datetime; junk -> None.
 
     A malformed timestamp must not make a whole Split unreadable, so it is dropped
-    rather than raised; the original stays in ``raw``.
+    rather than raised (a number far outside the calendar included); the original
+    stays in ``raw``.
     """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
+        try:
+            return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=value)
+        except (OverflowError, ValueError):
+            return None
     if isinstance(value, str):
         return parse_iso_datetime(value)
     return None
 
 
+class WireMapping(Mapping[str, Any]):
+    """Read-only mapping access to a result's fields under their wire names.
+
+    Subclasses list ``_wire`` (wire name -> attribute). Lookups of other keys fall
+    back to ``raw``, so a field the service adds later is readable the same way.
+    Equality and hashing stay the dataclass's own (field by field): the decorator
+    defines them on each subclass, over Mapping's.
+    """
+
+    _wire: ClassVar[Mapping[str, str]] = {}
+    raw: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        attribute = self._wire.get(key)
+        if attribute is not None:
+            return getattr(self, attribute)
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._wire
+        for key in self.raw:
+            if key not in self._wire:
+                yield key
+
+    def __len__(self) -> int:
+        return len(self._wire) + sum(1 for key in self.raw if key not in self._wire)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._wire or key in self.raw
+
+
 @dataclass(frozen=True)
-class SplitError:
-    """Why a split failed, as the service put it."""
+class SplitError(WireMapping):
+    """Why a split failed, as the service put it (``error["code"]`` reads it too)."""
+
+    _wire: ClassVar[Mapping[str, str]] = {"code": "code", "message": "message"}
 
     code: str | None
     message: str
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> SplitError:
-        return cls(code=data.get("code"), message=str(data.get("message") or "split failed"))
+        return cls(
+            code=_str(data.get("code")),
+            message=_str(data.get("message")) or "split failed",
+            raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(WireMapping):
     """One remote separation job.
 
     ``stems`` maps stem name -> presigned, expiring URL and is only filled once the
     split ``succeeded``; download promptly or fetch the split again for fresh URLs.
     """
+
+    _wire: ClassVar[Mapping[str, str]] = {
+        "id": "id",
+        "status": "status",
+        "stemModel": "stem_model",
+        "filename": "filename",
+        "durationSeconds": "duration_seconds",
+        "creditsUsed": "credits_used",
+        "progress": "progress",
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+        "stems": "stems",
+        "error": "error",
+        "metadata": "metadata",
+        "outputFormat": "output_format",
+    }
 
     id: str
     status: str
@@ -97,8 +203,8 @@ class Split:
         return cls(
             id=str(data.get("id") or ""),
             status=str(data.get("status") or ""),
-            stem_model=data.get("stemModel"),
-            filename=data.get("filename"),
+            stem_model=_str(data.get("stemModel")),
+            filename=_str(data.get("filename")),
             duration_seconds=_float(data.get("durationSeconds")),
             credits_used=_float(data.get("creditsUsed")),
             progress=_float(data.get("progress")),
@@ -107,7 +213,7 @@ class Split:
             stems={str(k): str(v) for k, v in _dict(data.get("stems")).items()},
             error=SplitError.from_api(error) if isinstance(error, Mapping) else None,
             metadata=_dict(data.get("metadata")),
-            output_format=data.get("outputFormat"),
+            output_format=_str(data.get("outputFormat")),
             raw=dict(data),
         )
 
@@ -158,7 +264,7 @@ class SplitPage:
         items = data.get("items") or []
         return cls(
             items=tuple(Split.from_api(item) for item in items if isinstance(item, Mapping)),
-            next_cursor=data.get("nextCursor") or None,
+            next_cursor=_str(data.get("nextCursor")) or None,
             limit=limit,
             status=status,
             raw=dict(data),
@@ -189,10 +295,33 @@ class SplitPage:
             raise TypeError("this page came from a sync client: use `for split in page.iter_all()`")
         return walker
 
+    # Not a Mapping (iterating a page yields splits), but its wire keys read the same.
+    _wire: ClassVar[Mapping[str, str]] = {"items": "items", "nextCursor": "next_cursor"}
+
+    def __getitem__(self, key: str) -> Any:
+        """``page["items"]``, ``page["nextCursor"]``; other keys from ``raw``."""
+        attribute = self._wire.get(key)
+        return getattr(self, attribute) if attribute is not None else self.raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
 
 @dataclass(frozen=True)
-class Upload:
+class Upload(WireMapping):
     """A presigned upload slot: PUT the bytes to ``upload_url`` with ``upload_headers``."""
+
+    _wire: ClassVar[Mapping[str, str]] = {
+        "uploadId": "upload_id",
+        "uploadUrl": "upload_url",
+        "uploadMethod": "upload_method",
+        "uploadHeaders": "upload_headers",
+        "expiresAt": "expires_at",
+        "audioUrl": "audio_url",
+    }
 
     upload_id: str
     upload_url: str
@@ -210,7 +339,7 @@ class Upload:
             upload_method=str(data.get("uploadMethod") or "PUT").upper(),
             upload_headers={str(k): str(v) for k, v in _dict(data.get("uploadHeaders")).items()},
             expires_at=parse_timestamp(data.get("expiresAt")),
-            audio_url=data.get("audioUrl"),
+            audio_url=_str(data.get("audioUrl")),
             raw=dict(data),
         )
 
@@ -220,12 +349,20 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class UploadedInput:
+class UploadedInput(WireMapping):
     """Audio already uploaded; pass it as ``input=`` to ``create_split``.
 
     ``url``/``key`` are filled when the upload host answered with them (the
     published SDK's flow); they are informative, ``upload_id`` is what counts.
     """
+
+    _wire: ClassVar[Mapping[str, str]] = {
+        "uploadId": "upload_id",
+        "filename": "filename",
+        "contentLength": "content_length",
+        "url": "url",
+        "key": "key",
+    }
 
     upload_id: str
     filename: str | None = None
@@ -233,14 +370,17 @@ class UploadedInput:
     url: str | None = None
     key: str | None = None
     upload: Upload | None = field(default=None, compare=False, repr=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
     def to_input(self) -> dict[str, Any]:
         return {"type": "uploaded_file", "uploadId": self.upload_id}
 
 
 @dataclass(frozen=True)
-class Credits:
+class Credits(WireMapping):
     """The account's prepaid balance; ``unit`` is ``"seconds"`` of audio."""
+
+    _wire: ClassVar[Mapping[str, str]] = {"balance": "balance", "unit": "unit"}
 
     balance: int
     unit: str
@@ -250,7 +390,7 @@ class Credits:
     def from_api(cls, data: Mapping[str, Any]) -> Credits:
         balance = _float(data.get("balance"))
         return cls(
-            balance=int(balance or 0), unit=str(data.get("unit") or "seconds"), raw=dict(data)
+            balance=int(balance or 0), unit=_str(data.get("unit")) or "seconds", raw=dict(data)
         )
 
 
@@ -266,13 +406,20 @@ def derived_event_id(split_id: str, status: str) -> str:
 
 
 @dataclass(frozen=True)
-class WebhookEvent:
+class WebhookEvent(WireMapping):
     """A verified webhook delivery, in either of the contract's two shapes.
 
     ``is_thin`` is the API page's ``{"event": ..., "data": {"id", "status"}}``
     form: ``data`` then holds only the id and status and ``needs_fetch`` is true,
     telling the receiver to ``GET`` the split before using stems or errors.
     """
+
+    _wire: ClassVar[Mapping[str, str]] = {
+        "id": "id",
+        "type": "type",
+        "created": "created",
+        "data": "data",
+    }
 
     id: str
     type: str
@@ -286,12 +433,12 @@ class WebhookEvent:
         data = payload.get("data")
         split = Split.from_api(data if isinstance(data, Mapping) else {})
         thin = "event" in payload and "type" not in payload
-        event_id = payload.get("id")
-        created = payload.get("created")
+        event_id = _str(payload.get("id"))
+        created = _float(payload.get("created"))
         return cls(
-            id=str(event_id) if event_id else derived_event_id(split.id, split.status),
-            type=str(payload.get("type") or payload.get("event") or ""),
-            created=int(created) if isinstance(created, (int, float)) else signed_at,
+            id=event_id or derived_event_id(split.id, split.status),
+            type=_str(payload.get("type")) or _str(payload.get("event")) or "",
+            created=int(created) if created is not None else signed_at,
             data=split,
             is_thin=thin,
             raw=dict(payload),

@@ -3,6 +3,11 @@
 An engine is pure computation: decoded float32 audio in (channels x samples),
 named stems out at the same sample rate and length. File formats, resampling and
 storage live elsewhere (:mod:`.audio`), so engines stay easy to test and swap.
+What audio an engine accepts is decided in :mod:`.limits`, checked here for all.
+
+This module also resolves engine names (:data:`~.catalog.ENGINES` or a dotted
+path) to classes, so that an engine refusing a model can name the engines that
+serve it without importing the package that re-exports it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from django_aistemsplitter.exceptions import UnsupportedModelError
+from django_aistemsplitter.engines.catalog import ENGINES
+from django_aistemsplitter.engines.limits import validate_audio
+from django_aistemsplitter.exceptions import ConfigurationError, UnsupportedModelError
+from django_aistemsplitter.loading import load_class
 
 #: Called with a fraction in [0, 1] as work advances.
 ProgressCallback = Callable[[float], None]
@@ -66,8 +74,6 @@ class Engine(abc.ABC):
         """Raise :class:`UnsupportedModelError` naming the engines that do serve ``model``."""
         if self.serves(model):
             return
-        from django_aistemsplitter.engines import engines_serving
-
         others = [name for name in engines_serving(model) if name != self.name]
         hint = (
             f" Engines that serve it: {', '.join(others)}."
@@ -89,17 +95,14 @@ class Engine(abc.ABC):
         """Separate ``audio`` (channels x samples, float32) into named stems.
 
         Every stem has the input's shape; the model defaults to ``default_model``.
+        Audio outside the bounds of :mod:`.limits` (sample rate, channels, a
+        transposed or empty array, NaN or infinite samples) is an
+        :class:`~django_aistemsplitter.exceptions.EngineError` before any work.
         """
         model = model or self.default_model
         self.check_model(model)
-        if audio.ndim != 2:
-            raise ValueError(f"audio must be 2-D (channels x samples), got shape {audio.shape}")
-        stems = self.separate_array(
-            np.ascontiguousarray(audio, dtype=np.float32),
-            sample_rate,
-            model,
-            progress or _no_progress,
-        )
+        samples, rate = validate_audio(audio, sample_rate)
+        stems = self.separate_array(samples, rate, model, progress or _no_progress)
         missing = set(self.models[model]) - set(stems)
         if missing:
             raise RuntimeError(f"engine {self.name!r} did not return stems {sorted(missing)}")
@@ -110,3 +113,21 @@ class Engine(abc.ABC):
         self, audio: np.ndarray, sample_rate: int, model: str, progress: ProgressCallback
     ) -> Stems:
         """Do the work; ``model`` is already validated."""
+
+
+def get_engine_class(name: str) -> type[Engine]:
+    """The Engine subclass ``name`` denotes: a short name in ``ENGINES``, or a dotted path."""
+    return load_class(name, ENGINES, Engine, "engine")  # type: ignore[type-abstract]
+
+
+def engines_serving(model: str) -> list[str]:
+    """Short names of the built-in engines whose class declares ``model``."""
+    found = []
+    for short in ENGINES:
+        try:
+            cls = get_engine_class(short)
+        except ConfigurationError:
+            continue
+        if model in cls.models:
+            found.append(short)
+    return found

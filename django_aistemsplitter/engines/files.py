@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.engines import separate_as
 from django_aistemsplitter.engines.audio import AudioWriter, iter_blocks, open_writer, probe
 from django_aistemsplitter.engines.base import Engine, ProgressCallback, Stems
+from django_aistemsplitter.engines.limits import check_format
 from django_aistemsplitter.exceptions import UnsafeStemNameError
 
 #: Separates one block: (audio, sample rate, progress) -> (stems, model that ran).
+#: It is expected to go through :meth:`Engine.separate`, which checks the block.
 BlockSeparator = Callable[[np.ndarray, int, ProgressCallback], tuple[Stems, str]]
 
 
@@ -128,9 +129,8 @@ def _block_count(frames: int, size: int, overlap: int) -> int:
     return 1 + -(-(frames - size) // (size - overlap))
 
 
-def _separator(engine: Engine, model: str, emulate_hosted: bool) -> BlockSeparator:
-    if emulate_hosted:
-        return lambda audio, rate, progress: separate_as(engine, audio, rate, model, progress)
+def _strict_separator(engine: Engine, model: str) -> BlockSeparator:
+    """Run ``model`` itself on every block; :class:`UnsupportedModelError` now when unserved."""
     engine.check_model(model)
     return lambda audio, rate, progress: (engine.separate(audio, rate, model, progress), model)
 
@@ -143,15 +143,20 @@ def separate_file(
     output_format: str = contract.DEFAULT_OUTPUT_FORMAT,
     progress: ProgressCallback | None = None,
     *,
-    emulate_hosted: bool = False,
+    separator: BlockSeparator | None = None,
 ) -> SeparationResult:
     """Separate ``source`` into ``out_dir/<stem>.<ext>`` files, streaming block by block.
 
-    ``emulate_hosted`` lets an engine answer a hosted model name it does not
-    serve (the sandbox's case); without it an unserved model is an error.
+    By default every block runs ``model`` on ``engine``, and a model the engine
+    does not serve is an error before any block is decoded. A caller with another
+    strategy passes ``separator`` (the sandbox answers hosted model names its
+    engine does not serve by deriving stems). A header whose sample rate or
+    channel count is outside :mod:`.limits` is an ``EngineError`` before any
+    block is planned or decoded.
     """
     info = probe(source)
-    separate = _separator(engine, model, emulate_hosted)
+    check_format(info.sample_rate, info.channels)
+    separate = separator or _strict_separator(engine, model)
     size, overlap = _block_plan(engine, contract.normalize_model(model), info.sample_rate)
     total = _block_count(info.frames, size, overlap)
     report = progress or (lambda _fraction: None)

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('object_id', models.CharField(blank=True, default='', max_length=64, verbose_name='source id')),
                 ('source_field', models.CharField(blank=True, default='', max_length=100, verbose_name='source field')),
-                ('audio', models.FileField(blank=True, max_length=500, storage=django_aistemsplitter.models.configured_storage, upload_to=django_aistemsplitter.storage.audio_upload_to, verbose_name='audio')),
+                ('audio', models.FileField(blank=True, max_length=500, storage=django_aistemsplitter.storage.configured_storage, upload_to=django_aistemsplitter.storage.audio_upload_to, verbose_name='audio')),
                 ('source_url', models.URLField(blank=True, default='', max_length=2000, verbose_name='source URL')),
                 ('original_filename', models.CharField(blank=True, default='', max_length=255, verbose_name='file name')),
                 ('stem_model', models.CharField(max_length=64, verbose_name='model')),
@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('name', models.CharField(max_length=32, validators=[django.core.validators.RegexValidator(re.compile('^[a-z][a-z0-9_]{0,31}\\Z'), 'Stem names are lowercase letters, digits and underscores.')], verbose_name='name')),
-                ('file', models.FileField(max_length=500, storage=django_aistemsplitter.models.configured_storage, upload_to=django_aistemsplitter.storage.stem_upload_to, verbose_name='file')),
+                ('file', models.FileField(max_length=500, storage=django_aistemsplitter.storage.configured_storage, upload_to=django_aistemsplitter.storage.stem_upload_to, verbose_name='file')),
                 ('format', models.CharField(blank=True, default='', max_length=8, verbose_name='format')),
                 ('size', models.BigIntegerField(blank=True, null=True, verbose_name='size (bytes)')),
                 ('sha256', models.CharField(blank=True, default='', max_length=64, verbose_name='SHA-256')),

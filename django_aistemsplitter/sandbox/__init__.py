@@ -6,7 +6,7 @@ Run it with ``python -m django_aistemsplitter.sandbox`` (or the
     with SandboxServer(SandboxConfig(port=0, api_key="k", engine="passthrough")) as server:
         ...  # server.base_url ends in /v1 like the hosted API's
 
-It needs no Django settings; the engine is imported only when the first split runs.
+It needs no Django settings; the engine is created only when the first split runs.
 """
 
 from __future__ import annotations

@@ -18,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.sandbox import inputs
-from django_aistemsplitter.sandbox.bodies import save_body, unwrap_multipart
+from django_aistemsplitter.sandbox.bodies import (
+    MULTIPART_FRAMING_BYTES,
+    is_multipart,
+    save_body,
+    unwrap_multipart,
+)
 from django_aistemsplitter.sandbox.config import SandboxConfig
 from django_aistemsplitter.sandbox.errors import ApiError, success
 from django_aistemsplitter.sandbox.faults import Faults
+from django_aistemsplitter.sandbox.inputs import check_http_url, resolve_input
 from django_aistemsplitter.sandbox.routing import (
     API,
     CONTROL,
@@ -176,18 +181,35 @@ class SandboxApp:
         return Response(status=201, payload=success(upload_to_wire(upload, self.links)))
 
     def receive_upload(self, request: Request) -> Response:
+        """Store the bytes: a raw body, or a multipart form (``PUT`` or ``POST``).
+
+        The cap is the declared ``contentLength`` (and the account's limit) for
+        the *file*; a form may be larger by its framing, so its body gets that
+        much room and the file part is measured once unwrapped.
+        """
         self.links.signer.verify(UPLOAD, request.path, request.query)
         upload = self.store.get_upload(request.params["id"])
         limit = self.config.max_upload_bytes
         if upload.declared_length is not None:
             limit = min(limit, upload.declared_length)
+        multipart = is_multipart(request.headers)
         staging = upload.path.with_name(upload.path.name + ".incoming")
-        save_body(request.stream, request.headers, staging, limit)
+        body_limit = limit + MULTIPART_FRAMING_BYTES if multipart else limit
+        save_body(request.stream, request.headers, staging, body_limit)
         request.body_consumed = True
-        content_type = request.headers.get("Content-Type") or ""
-        if request.method == "POST" and content_type.lower().startswith("multipart/form-data"):
-            unwrap_multipart(staging, content_type)
-        size = staging.stat().st_size
+        try:
+            if multipart:
+                unwrap_multipart(staging, request.headers.get("Content-Type") or "")
+            size = staging.stat().st_size
+            if size > limit:
+                raise ApiError(
+                    413,
+                    f"the file is {size} bytes; the limit is {limit}",
+                    details={"limit": limit, "size": size},
+                )
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
         staging.replace(upload.path)
         self.store.mark_uploaded(upload.id, size)
         data = {"url": self.links.upload_audio(upload.id), "key": upload.storage_key}
@@ -227,12 +249,16 @@ class SandboxApp:
         )
         webhook_url = body.get("webhookUrl")
         if webhook_url is not None:
-            inputs.check_http_url(webhook_url if isinstance(webhook_url, str) else "", "webhookUrl")
+            check_http_url(webhook_url if isinstance(webhook_url, str) else "", "webhookUrl")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise ApiError(400, "metadata must be an object")
-        resolved = inputs.resolve_input(
-            body.get("input"), self.store, self.data_dir, self.config.max_direct_bytes
+        resolved = resolve_input(
+            body.get("input"),
+            self.store,
+            self.data_dir,
+            self.config.max_direct_bytes,
+            own_upload=self._own_upload,
         )
         credits_used = math.ceil(resolved.info.duration)
         self.store.reserve_credits(credits_used)
@@ -255,6 +281,20 @@ class SandboxApp:
         created = self.store.get_split(split.id)  # as created: "queued", whatever runs next
         self.submit(split.id)
         return created
+
+    def _own_upload(self, url: str) -> Upload | None:
+        """The upload an ``audioUrl`` of this server names; None for any other URL.
+
+        The SDK documentation submits ``input=upload.audio_url``: that is the
+        service's own storage, so it is the uploaded file (no gateway size
+        limit), not a download. A tampered or expired link is refused (403).
+        """
+        found = self.links.parse_upload_audio(url)
+        if found is None:
+            return None
+        upload_id, path, query = found
+        self.links.signer.verify(DOWNLOAD, path, query)
+        return self.store.get_upload(upload_id)
 
     def get_split(self, request: Request) -> Response:
         return Response(payload=success(self.render(self.store.get_split(request.params["id"]))))

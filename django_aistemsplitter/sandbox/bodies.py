@@ -8,6 +8,7 @@ Any body that breaks a cap raises 413 before more is read.
 from __future__ import annotations
 
 import mmap
+import re
 import shutil
 from collections.abc import Iterator
 from email.message import Message
@@ -18,6 +19,9 @@ from django_aistemsplitter.sandbox.errors import ApiError
 
 CHUNK = 64 * 1024
 MAX_JSON_BYTES = 1024 * 1024
+#: Room for a multipart body's boundaries and part headers on top of the file
+#: itself: the declared ``contentLength`` is the file's size, not the form's.
+MULTIPART_FRAMING_BYTES = 64 * 1024
 
 
 class ByteStream(Protocol):
@@ -39,6 +43,10 @@ def declared_length(headers: Message) -> int | None:
 
 def is_chunked(headers: Message) -> bool:
     return "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+
+
+def is_multipart(headers: Message) -> bool:
+    return (headers.get("Content-Type") or "").lower().startswith("multipart/form-data")
 
 
 def _fixed(stream: ByteStream, length: int) -> Iterator[bytes]:
@@ -117,25 +125,30 @@ def _boundary(content_type: str) -> bytes:
 
 
 def _file_part(view: mmap.mmap, delimiter: bytes) -> tuple[int, int] | None:
-    """Offsets (start, end) of the first part that carries a file, if any."""
+    """Offsets (start, end) of the part named ``file``, else of the first file part."""
+    first_file: tuple[int, int] | None = None
     position = view.find(delimiter)
     while position != -1:
         head_end = view.find(b"\r\n\r\n", position)
         end = view.find(b"\r\n" + delimiter, head_end) if head_end != -1 else -1
         if end == -1:
-            return None
+            break
         head = view[position:head_end].decode("latin-1").lower()
-        if "filename=" in head or 'name="file"' in head:
+        if re.search(r'\bname="file"', head):
             return head_end + 4, end
+        if first_file is None and "filename=" in head:
+            first_file = (head_end + 4, end)
         position = view.find(delimiter, end + 2)
-    return None
+    return first_file
 
 
 def unwrap_multipart(path: Path, content_type: str) -> int:
-    """Keep only the first file part of a multipart/form-data body stored at ``path``.
+    """Keep only the file part of a multipart/form-data body stored at ``path``.
 
-    The published SDK may POST the audio as a form; the file is scanned through
-    ``mmap`` so even a large form is never read into memory. Returns the new size.
+    The published SDK POSTs the audio as a form and the SDK documentation's
+    recipe uploads "via httpx multipart" (a ``PUT`` or ``POST`` whose file field
+    is ``file``); the body is scanned through ``mmap`` so even a large form is
+    never read into memory. Returns the new size.
     """
     delimiter = b"--" + _boundary(content_type)
     if path.stat().st_size == 0:

@@ -8,6 +8,7 @@ input up front and answers 413/422 right away.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,22 +104,40 @@ def probe_audio(path: Path) -> AudioInfo:
         raise ApiError(422, f"the input is not audio the service can decode ({exc})") from None
 
 
-def resolve_input(raw: Any, store: Store, data_dir: Path, max_direct_bytes: int) -> ResolvedInput:
-    """Validate ``input`` and return the audio file it names, probed."""
+def resolve_input(
+    raw: Any,
+    store: Store,
+    data_dir: Path,
+    max_direct_bytes: int,
+    *,
+    own_upload: Callable[[str], Upload | None] = lambda url: None,
+) -> ResolvedInput:
+    """Validate ``input`` and return the audio file it names, probed.
+
+    ``own_upload`` recognises the server's own ``audioUrl`` links: a
+    ``direct_url`` input naming one is the uploaded file, whatever its size,
+    and is never fetched through the gateway's ``max_direct_bytes`` limit.
+    """
     if not isinstance(raw, dict):
         raise ApiError(400, "input must be an object with a type")
     kind = raw.get("type")
     if kind == "direct_url":
         url = check_http_url(_string(raw.get("url"), "url"), "input.url")
+        upload = own_upload(url)
+        if upload is not None:
+            return _uploaded(upload)
         dest = data_dir / "inputs" / new_id("in") / "source"
         fetch_url(url, dest, max_direct_bytes)
         return ResolvedInput(dest, _filename_from_url(url), probe_audio(dest))
     if kind == "uploaded_file":
-        upload = _find_upload(raw, store)
-        if upload.size is None:
-            raise ApiError(400, f"upload {upload.id} has no data yet: PUT it to its uploadUrl")
-        return ResolvedInput(upload.path, upload.filename, probe_audio(upload.path))
+        return _uploaded(_find_upload(raw, store))
     raise ApiError(400, "input.type must be 'direct_url' or 'uploaded_file'")
+
+
+def _uploaded(upload: Upload) -> ResolvedInput:
+    if upload.size is None:
+        raise ApiError(400, f"upload {upload.id} has no data yet: PUT it to its uploadUrl")
+    return ResolvedInput(upload.path, upload.filename, probe_audio(upload.path))
 
 
 def _find_upload(raw: dict[str, Any], store: Store) -> Upload:

@@ -14,10 +14,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from django_aistemsplitter import contract
+from django_aistemsplitter.engines import Engine, get_engine
+from django_aistemsplitter.engines.files import separate_file
 from django_aistemsplitter.exceptions import AudioDecodeError
+from django_aistemsplitter.sandbox.emulate import hosted_separator
 from django_aistemsplitter.sandbox.errors import SEPARATION_FAILED, code_for
 from django_aistemsplitter.sandbox.store import Split, Store
 
@@ -50,7 +52,7 @@ class Processor:
         self._processing_seconds = processing_seconds
         self._on_terminal = on_terminal
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="sandbox-split")
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -61,12 +63,10 @@ class Processor:
         self._stopping.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def engine(self) -> Any:
-        """The engine instance, created on first use (imports stay lazy)."""
+    def engine(self) -> Engine:
+        """The engine instance, created on first use (its heavy imports stay lazy)."""
         with self._engine_lock:
             if self._engine is None:
-                from django_aistemsplitter.engines import get_engine
-
                 self._engine = get_engine(self._engine_name)
             return self._engine
 
@@ -98,16 +98,15 @@ class Processor:
 
         split = self._store.get_split(split_id)
         try:
-            from django_aistemsplitter.engines.files import separate_file
-
+            engine = self.engine()
             result = separate_file(
-                self.engine(),
+                engine,
                 split.source,
                 self._data_dir / "splits" / split_id,
                 split.stem_model,
                 split.output_format,
                 report,
-                emulate_hosted=True,
+                separator=hosted_separator(engine, split.stem_model),
             )
         except AudioDecodeError as exc:
             self._finish_failed(split_id, code_for(422), str(exc))

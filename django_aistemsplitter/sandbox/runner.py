@@ -9,6 +9,8 @@ import threading
 from types import FrameType
 from typing import Protocol
 
+from django_aistemsplitter.engines import get_engine_class
+from django_aistemsplitter.exceptions import ConfigurationError
 from django_aistemsplitter.sandbox.config import SandboxConfig
 from django_aistemsplitter.sandbox.server import SandboxServer
 
@@ -41,9 +43,6 @@ def configure_logging(quiet: bool, stream: Writer = sys.stderr) -> None:
 
 def _check_engine(name: str, out: Writer) -> None:
     """Warn early when the engine cannot load; splits would all fail."""
-    from django_aistemsplitter.engines import get_engine_class
-    from django_aistemsplitter.exceptions import ConfigurationError
-
     try:
         get_engine_class(name)
     except ConfigurationError as exc:

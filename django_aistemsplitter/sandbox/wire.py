@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from django_aistemsplitter import contract
+from django_aistemsplitter.sandbox.routing import compile_template
 from django_aistemsplitter.sandbox.signed_urls import DOWNLOAD, UPLOAD, UrlSigner
 from django_aistemsplitter.sandbox.store import Split, Upload
 
 UPLOAD_PATH = "/uploads/{id}"
 UPLOAD_AUDIO_PATH = "/files/uploads/{id}"
 STEM_PATH = "/files/splits/{id}/{file}"
+_UPLOAD_AUDIO_PATTERN = compile_template(UPLOAD_AUDIO_PATH)
 
 
 def iso(moment: datetime) -> str:
@@ -45,6 +48,21 @@ class Links:
 
     def upload_audio(self, upload_id: str) -> str:
         return self._url(DOWNLOAD, UPLOAD_AUDIO_PATH.format(id=upload_id))[0]
+
+    def parse_upload_audio(self, url: str) -> tuple[str, str, dict[str, str]] | None:
+        """``(upload id, path, query)`` when ``url`` is an :meth:`upload_audio` link
+        under this base (signature not checked here); None for any other URL."""
+        parts, base = urlsplit(url), urlsplit(self.base)
+        if (parts.scheme, parts.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            return None
+        prefix = base.path.rstrip("/")
+        if not parts.path.startswith(prefix + "/"):
+            return None
+        path = parts.path[len(prefix) :]
+        found = _UPLOAD_AUDIO_PATTERN.match(path)
+        if found is None:
+            return None
+        return found["id"], path, dict(parse_qsl(parts.query))
 
     def stem(self, split_id: str, filename: str) -> str:
         return self._url(DOWNLOAD, STEM_PATH.format(id=split_id, file=filename))[0]

@@ -354,7 +354,7 @@ def test_stems_cannot_be_added_or_changed_by_hand() -> None:
         reverse("admin:aistemsplitter_stem_add")
     from django.contrib import admin
 
-    from django_aistemsplitter.admin import StemInline
+    from django_aistemsplitter.admin.inlines import StemInline
     from django_aistemsplitter.models import Stem
 
     inline = StemInline(SplitJob, admin.site)

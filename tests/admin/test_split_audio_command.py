@@ -62,7 +62,8 @@ def test_split_a_file(tmp_path: Path, media_root: Path, celery_eager: None) -> N
     assert job.status == SplitJob.Status.SUCCEEDED
     assert (job.stem_model, job.output_format) == ("htdemucs_6s", "flac")
     assert job.metadata == {"created_by": "split_audio"}
-    lines = out.strip().splitlines()
+    header, *lines = out.strip().splitlines()
+    assert header.split() == ["stem", "duration", "size", "where"]
     assert [line.split()[0] for line in lines] == [
         "vocals",
         "drums",
@@ -95,3 +96,5 @@ def test_demo_copies_decodable_stems(
         assert info.format == "WAV"
         assert info.duration == pytest.approx(10.0, abs=0.01)
         assert str(path) in out
+    song = Path(out.strip().splitlines()[-1].removeprefix("Demo song: "))
+    assert song == Path(job.audio.path) and probe(str(song)).duration == pytest.approx(10.0)

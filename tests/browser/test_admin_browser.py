@@ -18,7 +18,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from django_aistemsplitter.models import SplitJob
-from tests.api.helpers import make_job
+from tests.api.helpers import make_event, make_job
 from tests.conftest import make_wav
 from tests.services import in_ci
 
@@ -70,10 +70,9 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any]:
-    get_user_model().objects.create_superuser("browser-admin", "admin@example.com", PASSWORD)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def logged_in_context(browser: Any, live_server: Any, width: int = 1400) -> Any:
+    """A browser context of ``width`` px, logged in as ``browser-admin``."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{live_server.url}/admin/login/")
@@ -82,9 +81,23 @@ def page(browser: Any, live_server: Any, transactional_db: None) -> Iterator[Any
     page.click("input[type=submit]")
     page.wait_for_selector("#user-tools")
     ARTIFACTS.mkdir(exist_ok=True)
-    yield page
+    return context
+
+
+@pytest.fixture
+def admin_user_row(transactional_db: None) -> Any:
+    return get_user_model().objects.create_superuser("browser-admin", "admin@example.com", PASSWORD)
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any, admin_user_row: Any) -> Iterator[Any]:
+    context = logged_in_context(browser, live_server)
+    yield context.pages[0]
     context.close()
 
+
+WAVEFORMS_DRAWN = """() => [...document.querySelectorAll('img.aiss-waveform')]
+  .every(img => img.complete && img.naturalWidth > 0)"""
 
 AUDIO_READY = """(selector) => {
   const audio = document.querySelector(selector);
@@ -110,6 +123,7 @@ def test_upload_split_and_play_a_stem(
     badge.wait_for()
     assert badge.inner_text().strip() == "Succeeded"
     assert "started" in page.locator(".messagelist").inner_text()
+    assert "“browser-song.wav”" in page.locator(".messagelist .success").inner_text()
 
     selector = "audio[data-stem=vocals]"
     page.wait_for_function(AUDIO_READY, arg=selector)
@@ -121,10 +135,7 @@ def test_upload_split_and_play_a_stem(
         ".every(img => img.complete && img.naturalWidth > 0)"
     )
     page.locator(".inline-group").first.scroll_into_view_if_needed()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('img.aiss-waveform')]"
-        ".every(img => img.complete && img.naturalWidth > 0)"
-    )
+    page.wait_for_function(WAVEFORMS_DRAWN)
     page.screenshot(path=str(ARTIFACTS / "admin-split-succeeded.png"), full_page=True)
     assert waveform_ok in (True, False)
 
@@ -155,3 +166,114 @@ def test_change_view_follows_a_running_job(page: Any, live_server: Any, media_ro
     )
     page.wait_for_load_state()
     assert page.locator(".aiss-status [data-aiss-badge]").inner_text().strip() == "Succeeded"
+
+
+# --- layout: nothing wider than the window ------------------------------------------
+
+#: A name with spaces (must wrap) and one without (must break anywhere).
+LONG_TITLE = (
+    "An Extremely Long Song Title That Keeps Going - Extended Club Remix featuring "
+    "Somebody Else (2024 Remaster) [Official Audio].wav"
+)
+LONG_TOKEN = "final_master_mixdown_" * 6 + "v12_no_spaces_anywhere.flac"
+SIX_STEMS = ("vocals", "drums", "bass", "guitar", "piano", "other")
+
+#: The page's width, and each table box's and field row's, against the room it has
+#: (field rows clip what sticks out, so a value cut at the edge shows up here too).
+MEASURE_OVERFLOW = """() => {
+  const doc = document.documentElement;
+  const boxes = [...document.querySelectorAll(
+    '#changelist-form .results, .inline-related.tabular fieldset.module, ' +
+    'fieldset.aligned div.form-row'
+  )].map((box) => {
+    const table = box.querySelector('table');
+    return {
+      box: box.id || box.closest('[id]')?.id + ' ' + box.className,
+      scroll: Math.max(box.scrollWidth, table ? table.scrollWidth : 0),
+      client: box.clientWidth,
+    };
+  });
+  return {page: {scroll: doc.scrollWidth, client: doc.clientWidth}, boxes};
+}"""
+
+
+def overflows(measured: dict[str, Any]) -> list[str]:
+    """What is wider than the room it has (1 px of rounding allowed)."""
+    found = []
+    page = measured["page"]
+    if page["scroll"] > page["client"] + 1:
+        found.append(f"page: {page['scroll']} px > {page['client']} px")
+    for box in measured["boxes"]:
+        if box["scroll"] > box["client"] + 1:
+            found.append(f"{box['box']}: {box['scroll']} px > {box['client']} px")
+    return found
+
+
+@pytest.fixture
+def wide_jobs(admin_user_row: Any, media_root: Path) -> dict[str, SplitJob]:
+    """Succeeded jobs whose every column is as wide as real data gets."""
+    local = make_job(
+        admin_user_row,
+        filename=LONG_TITLE,
+        duration_seconds=754.2,
+        metadata={"engine_seconds": 31.25},
+    )
+    hosted = make_job(
+        admin_user_row,
+        filename=LONG_TOKEN,
+        stems=SIX_STEMS,
+        stem_model="htdemucs_6s",
+        backend="hosted",
+        remote_id="spl_" + "0123456789abcdef" * 7,
+        source_url="https://media.example.com/" + "very-long-path-segment/" * 12 + "song.mp3",
+        duration_seconds=3725.0,
+        credits_used=62.1,
+        estimated_cost="12.4167",
+        metadata={"project": "x" * 150, "ticket": "https://tracker.example.com/" + "y" * 120},
+    )
+    make_event(hosted, event_id="evt_" + "fedcba9876543210" * 7)
+    make_job(admin_user_row, status=SplitJob.Status.FAILED, filename=LONG_TOKEN, stems=())
+    make_job(admin_user_row, status=SplitJob.Status.PROCESSING, filename=LONG_TITLE, stems=())
+    return {"local": local, "hosted": hosted}
+
+
+@pytest.mark.parametrize("width", [1280, 1400])
+def test_admin_pages_fit_the_window(
+    browser: Any, live_server: Any, wide_jobs: dict[str, SplitJob], width: int
+) -> None:
+    context = logged_in_context(browser, live_server, width)
+    page = context.pages[0]
+    pages = {
+        "changelist": "/admin/aistemsplitter/splitjob/",
+        "local-4-stems": f"/admin/aistemsplitter/splitjob/{wide_jobs['local'].pk}/change/",
+        "hosted-6-stems": f"/admin/aistemsplitter/splitjob/{wide_jobs['hosted'].pk}/change/",
+    }
+    problems = {}
+    try:
+        for name, url in pages.items():
+            page.goto(f"{live_server.url}{url}")
+            page.wait_for_load_state("load")
+            # Collapsed fieldsets (metadata) are measured open, as a reader opens them.
+            page.evaluate(
+                "() => document.querySelectorAll('details').forEach(d => { d.open = true; })"
+            )
+            if name != "changelist":  # waveforms load lazily: draw them all before the shot
+                page.locator("img.aiss-waveform").last.scroll_into_view_if_needed()
+                page.wait_for_function(WAVEFORMS_DRAWN)
+            page.screenshot(
+                path=str(ARTIFACTS / f"admin-layout-{name}-{width}.png"), full_page=True
+            )
+            measured = page.evaluate(MEASURE_OVERFLOW)
+            assert measured["page"]["client"] == width
+            if name == "changelist":
+                assert len(measured["boxes"]) == 1, "the results table is measured"
+            else:
+                assert len(measured["boxes"]) >= 1, "the stems table is measured"
+            if found := overflows(measured):
+                problems[name] = found
+        # Long values are cut with the whole value in a tooltip, not lost.
+        sha = wide_jobs["hosted"].stems.get(name="guitar").sha256
+        assert page.locator(f'td.field-sha256_short [title="{sha}"]').count() == 1
+    finally:
+        context.close()
+    assert not problems, f"horizontal overflow at {width} px: {problems}"

@@ -15,15 +15,16 @@ import httpx
 import pytest
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.client import AsyncAiStemSplitter, UploadedInput
-from django_aistemsplitter.exceptions import (
+from django_aistemsplitter.client import (
     APITimeoutError,
+    AsyncAiStemSplitter,
     AuthenticationError,
     DownloadError,
     InvalidRequestError,
     ServerError,
     SplitFailedError,
     UnsafeStemNameError,
+    UploadedInput,
 )
 from tests.client.conftest import Api
 

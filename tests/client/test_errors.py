@@ -7,13 +7,7 @@ import json
 import pytest
 
 from django_aistemsplitter import contract
-from django_aistemsplitter.client.errors import (
-    decode_data,
-    error_from_response,
-    is_retryable,
-    parse_retry_after,
-)
-from django_aistemsplitter.exceptions import (
+from django_aistemsplitter.client import (
     APIError,
     AuthenticationError,
     IdempotencyConflictError,
@@ -25,6 +19,12 @@ from django_aistemsplitter.exceptions import (
     RateLimitError,
     ServerError,
     UnsupportedAudioError,
+)
+from django_aistemsplitter.client.errors import (
+    decode_data,
+    error_from_response,
+    is_retryable,
+    parse_retry_after,
 )
 
 

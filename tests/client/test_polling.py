@@ -11,8 +11,8 @@ from django_aistemsplitter.client.polling import (
     PollSchedule,
     RetryPolicy,
     estimate_remaining,
-    simulate_polls,
 )
+from tests.poll_simulation import simulate_polls
 
 PUBLISHED_SDK_POLLS_FOR_120S = 120 // 2  # the published SDK polls every 2 s
 

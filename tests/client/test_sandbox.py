@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 
 from django_aistemsplitter import contract
-from django_aistemsplitter import exceptions as ex
 from django_aistemsplitter.client import Split, UploadedInput
-from django_aistemsplitter.client.polling import simulate_polls
+from django_aistemsplitter.client import exceptions as ex
 from tests.client.conftest import Api, request_count, stats
+from tests.poll_simulation import simulate_polls
 from tests.sandbox_process import SandboxProcess, free_port
 
 GET_SPLIT = "GET /audio/splits/{id}"

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from django_aistemsplitter.client import AiStemSplitter, AsyncAiStemSplitter
-from django_aistemsplitter.exceptions import APIError, AuthenticationError, NotFoundError
+from django_aistemsplitter.client import (
+    AiStemSplitter,
+    APIError,
+    AsyncAiStemSplitter,
+    AuthenticationError,
+    NotFoundError,
+)
 from tests.client.conftest import Api
 from tests.sandbox_process import SandboxProcess
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import pytest
 
-from django_aistemsplitter.client import Credits, Split, SplitPage, Upload, UploadedInput
+from django_aistemsplitter.client import (
+    Credits,
+    Split,
+    SplitPage,
+    Upload,
+    UploadedInput,
+    WebhookEvent,
+)
 
 FULL = {
     "id": "split_1",
@@ -76,3 +84,79 @@ def test_page_upload_credits() -> None:
 
     credits = Credits.from_api({"balance": 3600, "unit": "seconds"})
     assert credits.balance == 3600 and credits.unit == "seconds"
+
+
+# --- mapping access under the wire names, as the service's documentation writes it -------
+
+
+def test_results_read_as_mappings_under_wire_names() -> None:
+    split = Split.from_api(FULL)
+    assert isinstance(split, Mapping)
+    assert split["status"] == split.status == "failed"
+    assert split["stemModel"] == "htdemucs_6s" and split["durationSeconds"] == 12.5
+    assert split["createdAt"] == split.created_at  # typed values, not wire strings
+    assert split["error"]["code"] == "SEPARATION_FAILED"
+    assert split["error"].get("message") == "engine died"
+    assert "stems" in split and "error" in split and "stem_model" not in split
+    assert split.get("progress") == 0.4 and split.get("nope", "default") == "default"
+    assert split["somethingNew"] is True  # unknown keys come from raw
+    assert list(split)[:3] == ["id", "status", "stemModel"]
+    assert list(split.keys())[-1] == "somethingNew"
+    assert len(split) == len(dict(split)) == 14
+    with pytest.raises(KeyError):
+        split["stem_model"]
+    with pytest.raises(TypeError):
+        split["status"] = "queued"  # type: ignore[index]
+    # Still a frozen dataclass: equality and hashing field by field.
+    assert split == Split.from_api(FULL) and hash(split) == hash(Split.from_api(FULL))
+    assert split != Split.from_api({**FULL, "status": "queued"})
+
+
+def test_events_read_as_the_documentation_writes_them() -> None:
+    event = WebhookEvent.from_api(
+        {
+            "id": "evt_1",
+            "type": "split.failed",
+            "created": 1700000000,
+            "data": {**FULL, "stems": {"vocals": "https://x/v.wav"}},
+        }
+    )
+    assert event["type"] == "split.failed" and event["data"] is event.data
+    assert event.data["stems"] == {"vocals": "https://x/v.wav"}
+    assert event.data["error"]["code"] == "SEPARATION_FAILED"
+    thin = WebhookEvent.from_api({"event": "audio.split.completed", "data": {"id": "s"}})
+    assert thin["event"] == "audio.split.completed" == thin["type"]
+    assert thin.data["error"] is None and thin.data.get("stems") == {}
+
+
+def test_other_results_read_as_mappings() -> None:
+    upload = Upload.from_api({"uploadId": "upl_1", "uploadUrl": "http://h/u", "audioUrl": "a"})
+    assert upload["uploadUrl"] == "http://h/u" and upload["audioUrl"] == "a"
+    assert upload["uploadMethod"] == "PUT"
+    uploaded = UploadedInput("upl_2", url="http://h/a", key="k")
+    assert uploaded["uploadId"] == "upl_2" and uploaded["url"] == "http://h/a"
+    credits = Credits.from_api({"balance": 60, "unit": "seconds"})
+    assert dict(credits) == {"balance": 60, "unit": "seconds"}
+    page = SplitPage.from_api({"items": [FULL], "nextCursor": "c2"})
+    assert page["items"][0]["id"] == "split_1" and page["nextCursor"] == "c2"
+    assert page.get("missing") is None
+
+
+def test_hostile_field_values_are_dropped_not_raised() -> None:
+    split = Split.from_api(
+        {
+            "id": "s",
+            "status": "queued",
+            "createdAt": 1e300,
+            "updatedAt": -1e20,
+            "progress": float("nan"),
+            "durationSeconds": "inf",
+            "stemModel": ["x"],
+            "error": {"code": 5, "message": None},
+        }
+    )
+    assert split.created_at is None and split.updated_at is None
+    assert split.progress is None and split.duration_seconds is None
+    assert split.stem_model is None
+    assert split.error is not None and split.error.code is None
+    assert split.error.message == "split failed"

@@ -12,11 +12,12 @@ from django_aistemsplitter import contract
 from django_aistemsplitter.client import (
     AiStemSplitter,
     AsyncAiStemSplitter,
+    ConfigurationError,
+    SignatureVerificationError,
     sign_payload,
     verify_signature,
 )
 from django_aistemsplitter.client.types import derived_event_id
-from django_aistemsplitter.exceptions import ConfigurationError, SignatureVerificationError
 
 SECRET = "whsec_current"
 OLD = "whsec_previous"

@@ -60,7 +60,10 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+    # The moto installed with the test dependencies first (an older one elsewhere on
+    # PATH ignores the response-content-* parameters of signed URLs).
+    own = Path(sys.executable).parent / "moto_server"
+    exe = str(own) if own.exists() else shutil.which("moto_server") or str(own)
     port = free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(

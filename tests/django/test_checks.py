@@ -207,3 +207,56 @@ def test_secrets_never_appear_in_messages(settings: Any, config: dict[str, Any])
         assert API_KEY not in text
         assert SECRET not in text
         assert "1234567890123" not in text
+
+
+# --- W004: where file-system uploads land -------------------------------------------
+
+FILE_SYSTEM = "django.core.files.storage.FileSystemStorage"
+
+
+def media_warnings(settings: Any) -> list[Any]:
+    return [m for m in messages(settings, LOCAL_OK) if m.id == "aistemsplitter.W004"]
+
+
+def test_no_media_root_warns_that_uploads_land_in_the_current_directory(
+    settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings.MEDIA_ROOT = ""
+    [warning] = media_warnings(settings)
+    assert "current directory" in warning.msg and str(tmp_path) in warning.msg
+    assert "MEDIA_ROOT" in warning.hint
+
+
+def test_media_root_equal_to_base_dir_warns(settings: Any, tmp_path: Any) -> None:
+    settings.BASE_DIR = tmp_path
+    settings.MEDIA_ROOT = str(tmp_path)
+    [warning] = media_warnings(settings)
+    assert "project root" in warning.msg
+
+
+def test_a_media_root_of_its_own_is_fine(settings: Any, tmp_path: Any) -> None:
+    settings.BASE_DIR = tmp_path
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    assert media_warnings(settings) == []
+
+
+def test_the_configured_alias_is_the_one_checked(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = ""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "stems": {"BACKEND": FILE_SYSTEM, "OPTIONS": {"location": str(tmp_path / "stems")}},
+    }
+    assert media_warnings(settings) != []  # "default" is the configured alias
+    config = {**LOCAL_OK, "STORAGE": "stems"}
+    assert [m.id for m in messages(settings, config) if m.id == "aistemsplitter.W004"] == []
+
+
+def test_other_storages_are_not_concerned(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = ""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "memory": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    config = {**LOCAL_OK, "STORAGE": "memory"}
+    assert [m.id for m in messages(settings, config) if m.id == "aistemsplitter.W004"] == []

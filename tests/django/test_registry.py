@@ -51,7 +51,10 @@ def test_changed_audio_splits_unchanged_save_does_not(
     callbacks = save_audio(
         track, make_wav(tmp_path / "one.wav"), django_capture_on_commit_callbacks
     )
-    assert len(callbacks) == 1  # the submit, on commit
+    assert len(callbacks) == 1  # the split starts once the save commits
+    with django_capture_on_commit_callbacks() as submits:
+        callbacks[0]()
+    assert len(submits) == 1  # the submit, on commit
     jobs = list(track.split_jobs)  # type: ignore[attr-defined]
     assert len(jobs) == 1
     assert jobs[0].stem_model == "htdemucs_6s"
@@ -64,9 +67,11 @@ def test_changed_audio_splits_unchanged_save_does_not(
     assert len(callbacks) == 0
     assert split_jobs_for(track).count() == 1
 
-    save_audio(
+    [start] = save_audio(
         track, make_wav(tmp_path / "two.wav", seconds=1.0), django_capture_on_commit_callbacks
     )
+    with django_capture_on_commit_callbacks():
+        start()
     assert split_jobs_for(track).count() == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django_aistemsplitter import services
 from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.types import Split, SplitError
-from django_aistemsplitter.jobs import apply_remote_split
+from django_aistemsplitter.jobs import mirror
 from django_aistemsplitter.models import SplitJob, Stem
 from django_aistemsplitter.tasks import ingest_split, reconcile_splits, submit_split
 from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url
@@ -207,7 +208,7 @@ def test_unsafe_stem_name_fails_the_job(
 
 
 @pytest.mark.django_db
-def test_apply_remote_split_is_forward_only(
+def test_mirroring_a_remote_split_is_forward_only(
     media_root: Path,
     wav_file: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
@@ -225,15 +226,15 @@ def test_apply_remote_split_is_forward_only(
         with django_capture_on_commit_callbacks() as callbacks:
             job = services.split(wav_file)
             job.advance(SplitJob.Status.SUBMITTED, remote_id="fake_1")
-            assert apply_remote_split(job, Split(id="fake_1", status="processing", progress=0.5))
+            assert mirror(job, Split(id="fake_1", status="processing", progress=0.5))
             assert job.status == "processing" and job.progress == 0.5
             # A stale "queued" after "processing" changes nothing.
-            assert not apply_remote_split(job, Split(id="fake_1", status="queued", progress=0.1))
+            assert not mirror(job, Split(id="fake_1", status="queued", progress=0.1))
             job.refresh_from_db()
             assert job.status == "processing" and job.progress == 0.5
         n = len(callbacks)
         with django_capture_on_commit_callbacks() as callbacks:
-            assert apply_remote_split(
+            assert mirror(
                 job, Split(id="fake_1", status="succeeded", duration_seconds=60.0, credits_used=60)
             )
         assert n == 1 and len(callbacks) == 1  # submit, then the ingest, each on commit
@@ -241,8 +242,8 @@ def test_apply_remote_split_is_forward_only(
             job.refresh_from_db()
             assert job.credits_used == 60 and job.estimated_cost is not None
             err = SplitError(code="BOOM", message="it broke")
-            assert apply_remote_split(job, Split(id="fake_1", status="failed", error=err))
-            assert not apply_remote_split(job, Split(id="fake_1", status="failed", error=err))
+            assert mirror(job, Split(id="fake_1", status="failed", error=err))
+            assert not mirror(job, Split(id="fake_1", status="failed", error=err))
     finally:
         signals.split_failed.disconnect(dispatch_uid="test-forward")
     job.refresh_from_db()
@@ -392,3 +393,84 @@ def test_staging_stems_keeps_the_job_from_looking_stuck(
     job.refresh_from_db()
     assert job.updated_at > long_ago + timedelta(hours=1)
     assert Stem.objects.filter(job=job).count() == 0  # staged, not yet stored
+
+
+# --- Retry-After: honoured, but never beyond RETRY_BACKOFF_MAX ---------------------------
+
+CAP = 300.0
+HINTS = {
+    "a-day": 86400,
+    "1e20": 1e20,
+    "http-date-2099": "Thu, 01 Jan 2099 00:00:00 GMT",
+    "infinity": float("inf"),
+}
+
+
+def _rate_limited(hint: Any) -> Any:
+    from django_aistemsplitter.client import parse_retry_after
+    from django_aistemsplitter.exceptions import RateLimitError
+
+    seconds = parse_retry_after(hint) if isinstance(hint, str) else hint
+    return RateLimitError("slow down", retry_after=seconds)
+
+
+@pytest.mark.reliability("retry-after")
+@pytest.mark.parametrize("hint", list(HINTS.values()), ids=list(HINTS))
+def test_backoff_waits_at_most_the_cap_whatever_retry_after_says(settings: Any, hint: Any) -> None:
+    from django_aistemsplitter.tasks import backoff
+
+    settings.AISTEMSPLITTER = {"RETRY_BACKOFF": 2.0, "RETRY_BACKOFF_MAX": CAP}
+    exc = _rate_limited(hint)
+    for retries in (0, 3, 500):
+        delay = backoff(retries, exc)
+        assert 0 < delay <= CAP
+    if exc.retry_after is not None and exc.retry_after > CAP:
+        assert backoff(0, exc) == CAP  # honoured up to the cap
+
+
+@pytest.mark.reliability("retry-after")
+def test_backoff_ignores_hints_that_are_not_numbers(settings: Any) -> None:
+    from django_aistemsplitter.exceptions import RateLimitError
+    from django_aistemsplitter.tasks import backoff
+
+    settings.AISTEMSPLITTER = {"RETRY_BACKOFF": 2.0, "RETRY_BACKOFF_MAX": CAP}
+    for junk in (float("nan"), -5.0, "Thu, 01 Jan 2099 00:00:00 GMT", True):
+        delay = backoff(0, RateLimitError("slow down", retry_after=junk))  # type: ignore[arg-type]
+        assert 1.0 <= delay <= 2.0  # the plain first backoff: 2 s with 50-100 % jitter
+
+
+@pytest.mark.reliability("retry-after")
+@pytest.mark.redis
+@pytest.mark.parametrize("hint", list(HINTS.values()), ids=list(HINTS))
+def test_a_task_retry_on_a_huge_retry_after_is_scheduled_within_the_cap(
+    settings: Any, hint: Any
+) -> None:
+    """Through Celery itself (a retry message is really sent): no OverflowError, capped."""
+    import redis
+    from celery.exceptions import Retry
+
+    from tests.celery_app import app
+    from tests.services import REDIS, require
+
+    require(REDIS)
+    queue = f"aiss-nowhere-{uuid.uuid4().hex[:8]}"
+    settings.AISTEMSPLITTER = {"RETRY_BACKOFF": 2.0, "RETRY_BACKOFF_MAX": CAP, "TASK_QUEUE": queue}
+    job_id = str(uuid.uuid4())
+    submit_split.push_request(
+        id=str(uuid.uuid4()),
+        args=[job_id],
+        kwargs={},
+        retries=0,
+        is_eager=False,
+        called_directly=False,
+        delivery_info={"routing_key": queue, "exchange": ""},
+    )
+    try:
+        with pytest.raises(Retry) as raised:
+            submit_split.retry(exc=_rate_limited(hint))
+    finally:
+        submit_split.pop_request()
+        redis.Redis.from_url(app.conf.broker_url).delete(
+            queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"
+        )
+    assert 0 < float(raised.value.when) <= CAP

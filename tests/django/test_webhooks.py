@@ -7,6 +7,7 @@ worker path is covered elsewhere.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import logging
 import sys
@@ -22,12 +23,13 @@ from django.test import Client
 from django.urls import include, path, resolve, reverse
 
 from django_aistemsplitter import contract
+from django_aistemsplitter.backends.hosted import webhook_url as get_webhook_url
 from django_aistemsplitter.client.signing import sign_payload
 from django_aistemsplitter.client.types import derived_event_id
+from django_aistemsplitter.deliveries import replay_unmatched
 from django_aistemsplitter.exceptions import ConfigurationError
 from django_aistemsplitter.models import SplitJob, SplitStatus, WebhookEvent
 from django_aistemsplitter.signals import webhook_received
-from django_aistemsplitter.webhooks import get_webhook_url, process_unmatched
 
 urlpatterns = [path("aistemsplitter/", include("django_aistemsplitter.urls"))]
 
@@ -247,6 +249,7 @@ def test_thin_event_enqueues_a_refresh_and_does_not_apply(
     assert job_state(job) == before  # the GET decides, not the thin event
 
 
+@pytest.mark.reliability("webhook-audit")
 @pytest.mark.django_db
 def test_thin_event_redelivered_is_a_duplicate(
     client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
@@ -295,6 +298,7 @@ def test_view_is_exempt_from_atomic_requests() -> None:
     assert view.csrf_exempt is True  # type: ignore[attr-defined]
 
 
+@pytest.mark.reliability("webhook-audit")
 @pytest.mark.django_db
 def test_signal_is_sent_for_first_and_duplicate_delivery(client: Client, tasks: FakeTasks) -> None:
     make_job()
@@ -309,7 +313,8 @@ def test_signal_is_sent_for_first_and_duplicate_delivery(client: Client, tasks: 
         post(client, full_event())
     finally:
         webhook_received.disconnect(receiver)
-    assert seen == [("evt_001", True, "received"), ("evt_001", False, "duplicate")]
+    # The row keeps its first outcome; ``created=False`` is what says "duplicate".
+    assert seen == [("evt_001", True, "received"), ("evt_001", False, "processed")]
 
 
 # --- rejected deliveries ------------------------------------------------------------
@@ -322,11 +327,6 @@ REJECTIONS: dict[str, dict[str, Any]] = {
     "future": {"timestamp": int(time.time()) + 3600},
     "tampered": {"tamper": True},
     "missing_header": {"header": None},
-    "not_json": {"payload": b"{not json"},
-    "json_array": {"payload": [1, 2, 3]},
-    "no_data": {"payload": {"id": "evt_x", "type": "split.succeeded"}},
-    "no_split_id": {"payload": {"id": "evt_x", "type": "split.succeeded", "data": {"status": "x"}}},
-    "no_type": {"payload": {"id": "evt_x", "data": {"id": SPLIT_ID, "status": "succeeded"}}},
 }
 
 
@@ -463,6 +463,7 @@ def test_secrets_never_logged_or_answered(
 # --- duplicates, ordering and failures ------------------------------------------------
 
 
+@pytest.mark.reliability("webhook-audit")
 @pytest.mark.django_db
 def test_duplicate_delivery_is_counted_and_processed_once(
     client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
@@ -477,7 +478,8 @@ def test_duplicate_delivery_is_counted_and_processed_once(
     assert second.json()["outcome"] == third.json()["outcome"] == "duplicate"
     row = WebhookEvent.objects.get()
     assert row.deliveries == 3
-    assert row.outcome == WebhookEvent.Outcome.DUPLICATE
+    # The audit trail keeps what the first delivery did (issue 9, item 8).
+    assert row.outcome == WebhookEvent.Outcome.PROCESSED
     assert row.processed_at is not None
     assert tasks.ingest_split.calls == [(str(job.pk),)]
 
@@ -535,14 +537,14 @@ def test_unknown_job_is_recorded_with_200_then_replayed(
     # The submitting code stores the remote id late, then replays what arrived early.
     job = make_job(SplitStatus.SUBMITTED, remote_id="split_nobody")
     with django_capture_on_commit_callbacks(execute=True):
-        handled = process_unmatched(job)
+        handled = replay_unmatched(job)
     assert [h.event_id for h in handled] == ["evt_001"]
     row.refresh_from_db()
     assert row.outcome == WebhookEvent.Outcome.PROCESSED
     assert row.job_id == job.pk
     job.refresh_from_db()
     assert job.status == SplitStatus.FAILED
-    assert process_unmatched(job) == []
+    assert replay_unmatched(job) == []
 
 
 @pytest.mark.django_db
@@ -629,7 +631,7 @@ def test_concurrent_duplicates_make_one_row_and_one_processing(
     applied: list[str] = []
     release = threading.Event()
 
-    def held_apply(job: SplitJob, split: Any) -> bool:
+    def held_apply(job: SplitJob, split: Any) -> Any:
         applied.append(split.id)
         assert release.wait(30), "the second delivery never reached the database"
         return real_apply(job, split)
@@ -742,3 +744,296 @@ def test_late_event_of_a_retried_attempt_does_not_touch_the_new_one(
     event["data"]["metadata"] = {JOB_METADATA_KEY: str(job.pk)}
     assert post(client, event).json()["outcome"] == "unknown_job"
     assert job_state(job) == before
+
+
+# --- hostile input (issue 9, item 5): 4xx, never 500; signed junk is recorded once ----
+
+
+def body_with(event: dict[str, Any], **data: Any) -> bytes:
+    """``event`` with ``data`` fields replaced, encoded as Python's json does (NaN included)."""
+    event = {**event, "data": {**event["data"], **data}}
+    return json.dumps(event).encode()
+
+
+def nested(depth: int) -> bytes:
+    """An otherwise valid event whose metadata is a list nested ``depth`` levels deep."""
+    head = json.dumps(full_event(event_id="evt_deep"))[:-1]  # without the closing brace
+    return (head + ', "extra": ' + "[" * depth + "]" * depth + "}").encode()
+
+
+def signed_post(client: Client, raw: bytes, **extra: Any) -> Any:
+    return client.post(
+        URL,
+        data=raw,
+        content_type="application/json",
+        headers={contract.SIGNATURE_HEADER: sign_payload(raw, SECRET)},
+        **extra,
+    )
+
+
+HOSTILE_HEADERS = {
+    "400_digit_timestamp": lambda raw: f"t={'9' * 400},v1={'0' * 64}",
+    "negative_timestamp": lambda raw: f"t=-{int(time.time())},v1={'0' * 64}",
+    "non_ascii_v1": lambda raw: f"t={int(time.time())},v1={'é' * 64}",
+    "non_ascii_timestamp": lambda raw: f"t=\uff11\uff12\uff13,v1={'0' * 64}",
+    "huge_header": lambda raw: sign_payload(raw, SECRET) + ",v1=" + "a" * 100_000,
+    "only_commas": lambda raw: "," * 1000,
+}
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(HOSTILE_HEADERS))
+def test_hostile_signature_headers_answer_400(
+    client: Client, tasks: FakeTasks, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = make_job()
+    before = job_state(job)
+    raw = encode(full_event())
+    header = HOSTILE_HEADERS[case](raw)
+    response = client.post(
+        URL, raw, content_type="application/json", headers={contract.SIGNATURE_HEADER: header}
+    )
+    assert response.status_code == 400
+    assert response.json()["received"] is False
+    assert 0 < len(response.json()["error"]) <= 200
+    assert WebhookEvent.objects.count() == 0
+    assert job_state(job) == before
+    assert SECRET not in caplog.text
+
+
+SIGNED_JUNK: dict[str, tuple[bytes, str | None]] = {
+    # name: (body, the event id it is recorded under; None: derived from the body)
+    "created_infinity": (encode({**full_event(event_id="evt_inf"), "created": 1e400}), "evt_inf"),
+    "created_nan": (
+        json.dumps({**full_event(event_id="evt_nan"), "created": float("nan")}).encode(),
+        "evt_nan",
+    ),
+    "created_far_future": (
+        encode({**full_event(event_id="evt_far"), "created": 10**15}),
+        "evt_far",
+    ),
+    "created_text": (encode({**full_event(event_id="evt_txt"), "created": "yesterday"}), "evt_txt"),
+    "nul_in_value": (body_with(full_event(event_id="evt_nul"), filename="a\x00b"), "evt_nul"),
+    "nul_in_key": (body_with(full_event(event_id="evt_nulk"), metadata={"k\x00": 1}), "evt_nulk"),
+    "nul_in_event_id": (encode(full_event(event_id="evt\x00id")), None),
+    "lone_surrogate": (body_with(full_event(event_id="evt_sur"), filename="\ud800"), "evt_sur"),
+    "deep_nesting": (nested(100_000), None),
+    "nesting_just_below_recursion_limit": (nested(sys.getrecursionlimit() - 60), None),
+    "nesting_deeper_than_storable": (nested(200), None),
+    "event_id_is_a_number": (encode({**full_event(), "id": 123}), None),
+    "split_id_is_a_number": (body_with(full_event(event_id="evt_sid"), id=42), "evt_sid"),
+    "status_is_a_list": (body_with(full_event(event_id="evt_st"), status=["succeeded"]), "evt_st"),
+    "data_is_a_list": (encode({**full_event(event_id="evt_dl"), "data": [1]}), "evt_dl"),
+    "type_is_an_object": (encode({**full_event(event_id="evt_to"), "type": {"a": 1}}), "evt_to"),
+    "event_id_too_long": (encode(full_event(event_id="e" * 500)), None),
+    "split_id_too_long": (body_with(full_event(event_id="evt_long"), id="s" * 500), "evt_long"),
+    "integer_too_long": (b'{"id": "evt_int", "created": ' + b"9" * 5000 + b"}", None),
+    "not_utf8": (b'{"id": "evt_\xff\xfe", "data": {}}', None),
+    "not_json": (b"\x00\x01 not json", None),
+    "unclosed_json": (b"{not json", None),
+    "json_array": (b"[1, 2, 3]", None),
+    "no_data": (encode({"id": "evt_x", "type": "split.succeeded"}), "evt_x"),
+    "no_split_id": (encode({"id": "evt_x", "type": "t", "data": {"status": "x"}}), "evt_x"),
+    "no_type": (encode({"id": "evt_x", "data": {"id": SPLIT_ID, "status": "succeeded"}}), "evt_x"),
+    "empty": (b"", None),
+}
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", sorted(SIGNED_JUNK))
+def test_signed_malformed_event_is_recorded_once_and_answered_200(
+    client: Client,
+    tasks: FakeTasks,
+    case: str,
+    caplog: pytest.LogCaptureFixture,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A signed body we cannot use: one ``malformed`` row saying why; 200 so retries stop."""
+    raw, event_id = SIGNED_JUNK[case]
+    job = make_job()
+    before = job_state(job)
+    received: list[Any] = []
+    webhook_received.connect(lambda **kw: received.append(kw), weak=False, dispatch_uid=case)
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            first = signed_post(client, raw)
+            again = signed_post(client, raw)
+    finally:
+        webhook_received.disconnect(dispatch_uid=case)
+    for response in (first, again):
+        assert response.status_code == 200, response.content
+        assert response.json()["outcome"] == "malformed"
+        assert 0 < len(response.json()["reason"]) <= 200
+    row = WebhookEvent.objects.get()
+    assert row.outcome == WebhookEvent.Outcome.MALFORMED
+    assert row.deliveries == 2
+    assert 0 < len(row.reason) <= 200
+    assert row.reason == first.json()["reason"]
+    if event_id is None:
+        assert row.event_id.startswith("evt_malformed_")
+    else:
+        assert row.event_id == event_id
+    assert set(row.payload) == {"bytes", "sha256"}  # a summary, never the body
+    assert row.payload["bytes"] == len(raw)
+    assert row.job_id is None
+    assert job_state(job) == before
+    assert callbacks == [] and received == []
+    assert tasks.refresh_split.calls == tasks.ingest_split.calls == []
+    assert "signed but malformed" in caplog.text
+    assert SECRET not in caplog.text
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+def test_value_that_does_not_fit_the_database_is_malformed_not_500(
+    client: Client, tasks: FakeTasks
+) -> None:
+    """A signed event whose duration makes the cost overflow its column: no retry loop."""
+    job = make_job()
+    before = job_state(job)
+    response = signed_post(client, body_with(full_event(event_id="evt_big"), durationSeconds=1e12))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "malformed"
+    row = WebhookEvent.objects.get()
+    assert row.event_id == "evt_big"
+    assert row.outcome == WebhookEvent.Outcome.MALFORMED
+    assert "database" in row.reason
+    assert job_state(job) == before
+    assert tasks.ingest_split.calls == []
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+def test_a_good_delivery_after_a_malformed_one_is_processed(
+    client: Client, tasks: FakeTasks, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The service fixed the event and sent it again under the same id: it is used."""
+    job = make_job()
+    assert signed_post(client, encode({**full_event(), "created": "soon"})).json()["outcome"] == (
+        "malformed"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, full_event())
+    assert response.json()["outcome"] == "processed"
+    row = WebhookEvent.objects.get()
+    assert (row.outcome, row.deliveries, row.reason) == ("processed", 2, "")
+    assert row.payload["data"]["id"] == SPLIT_ID
+    assert row.job_id == job.pk
+    assert tasks.ingest_split.calls == [(str(job.pk),)]
+
+
+@pytest.mark.reliability("webhook-audit")
+@pytest.mark.django_db
+def test_a_malformed_redelivery_keeps_the_processed_outcome(
+    client: Client, tasks: FakeTasks
+) -> None:
+    make_job()
+    assert post(client, full_event()).json()["outcome"] == "processed"
+    response = signed_post(client, encode({**full_event(), "created": "soon"}))
+    assert response.json()["outcome"] == "malformed"
+    row = WebhookEvent.objects.get()
+    assert (row.outcome, row.deliveries, row.reason) == ("processed", 2, "")
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+def test_body_over_the_limit_is_refused_on_its_content_length(
+    client: Client, tasks: FakeTasks, settings: Any
+) -> None:
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_MAX_BYTES": 4096}
+    job = make_job()
+    before = job_state(job)
+    raw = json.dumps(full_event()).encode() + b" " * 5000  # valid JSON, validly signed
+    response = signed_post(client, raw)
+    assert response.status_code == 413
+    assert response.json() == {"received": False, "error": "body is larger than 4096 bytes"}
+    assert WebhookEvent.objects.count() == 0
+    assert job_state(job) == before
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_MAX_BYTES": 1024**2}
+    assert signed_post(client, raw).json()["outcome"] == "processed"
+
+
+class Unreadable(io.RawIOBase):
+    """A request stream that must not be read."""
+
+    def read(self, size: int = -1) -> bytes:
+        raise AssertionError("the body was read")
+
+
+class Endless(io.RawIOBase):
+    """A body without Content-Length that never ends; counts what was read."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = 65536 if size is None or size < 0 else min(size, 65536)
+        self.served += size
+        return b" " * size
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+def test_body_over_the_limit_is_refused_before_and_while_reading(tasks: FakeTasks) -> None:
+    from django.test import RequestFactory
+
+    from django_aistemsplitter.backends.hosted.webhook import webhook_view
+
+    make_job()
+    factory = RequestFactory()
+    # A Content-Length above the limit: answered without reading a byte.
+    request = factory.post(URL, b"", content_type="application/json", CONTENT_LENGTH="10" * 10)
+    request._stream = Unreadable()  # type: ignore[assignment]
+    response = webhook_view(request)
+    assert response.status_code == 413
+    # No Content-Length (chunked): the read stops one byte past the limit.
+    request = factory.post(URL, b"", content_type="application/json")
+    request.META.pop("CONTENT_LENGTH", None)
+    stream = Endless()
+    request._stream = stream  # type: ignore[assignment]
+    response = webhook_view(request)
+    assert response.status_code == 413
+    assert 1024**2 < stream.served <= 1024**2 + 65536
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.reliability("webhook-malformed")
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["abc", "-5", ""])
+def test_unreadable_content_length_is_not_a_500(client: Client, value: str) -> None:
+    raw = encode(full_event())
+    response = client.post(
+        URL,
+        raw,
+        content_type="application/json",
+        headers={contract.SIGNATURE_HEADER: sign_payload(raw, SECRET)},
+        CONTENT_LENGTH=value,
+    )
+    assert response.status_code == 400
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", [0, -1, "1MB", None, 1.5, True])
+def test_webhook_max_bytes_must_be_a_positive_integer(settings: Any, value: Any) -> None:
+    from django_aistemsplitter.checks import check_webhook_body_limit
+
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_MAX_BYTES": value}
+    assert [m.id for m in check_webhook_body_limit()] == ["aistemsplitter.E040"]
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_MAX_BYTES": 4096}
+    assert check_webhook_body_limit() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [[SECRET, 5], [SECRET, " "], 42])
+def test_a_secret_setting_of_the_wrong_shape_is_a_configuration_error(
+    settings: Any, value: Any
+) -> None:
+    """The client's one reader of secrets decides; the value is never shown."""
+    from django_aistemsplitter.backends.hosted.webhook import webhook_secrets
+
+    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "WEBHOOK_SECRET": value}
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET") as caught:
+        webhook_secrets()
+    assert SECRET not in str(caught.value)

@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from tests.celery_app import VISIBILITY_TIMEOUT_ENV
 from tests.celery_app import app as celery_app
 from tests.conftest import make_wav
 from tests.django.conftest import hosted_settings, sandbox_stats, sha256_of_url
+from tests.reliability import record_reliability
 from tests.sandbox_process import SandboxProcess
 from tests.services import POSTGRES, REDIS, require
 from tests.waiting import wait_for
@@ -80,10 +82,10 @@ class Crash:
         self.queue = f"aiss-crash-{os.urandom(6).hex()}"
         self.workers: list[WorkerProcess] = []
 
-    def start(self, *, redeliver: bool) -> WorkerProcess:
+    def start(self, *, redeliver: bool, visibility: float = VISIBILITY_TIMEOUT) -> WorkerProcess:
         env = {"TMPDIR": str(self.temp_dir), "CELERY_BROKER_URL": CRASH_BROKER_URL}
         if redeliver:
-            env[VISIBILITY_TIMEOUT_ENV] = str(VISIBILITY_TIMEOUT)
+            env[VISIBILITY_TIMEOUT_ENV] = str(visibility)
         worker = start_worker(
             db_name=connection.settings_dict["NAME"],
             media_root=str(self.media_root),
@@ -131,11 +133,45 @@ def publish_to(url: str) -> None:
 
     Celery caches the broker connection pool and the producer pool on first use
     and never looks at ``broker_url`` again; dropping both (as Celery itself does
-    after a fork) makes the next publish connect to ``url``.
+    after a fork) makes the next publish connect to ``url``. Publishing reads
+    ``broker_write_url``, which wins over a ``CELERY_BROKER_URL`` environment
+    variable (that one wins over ``broker_url``), so both are set.
     """
     celery_app.conf.broker_url = url
+    celery_app.conf.broker_write_url = url
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def crash_runs(
+    request: pytest.FixtureRequest,
+    settings: Any,
+    values: dict[str, Any],
+    media_root: Path,
+    tmp_path: Path,
+    sandbox: SandboxProcess | None = None,
+) -> Iterator[Crash]:
+    """Workers of ``values`` on the crash broker; their logs printed if the test failed."""
+    require(REDIS)
+    require(POSTGRES)
+    crash = Crash(values, media_root, tmp_path)
+    settings.AISTEMSPLITTER = {**values, "TASK_QUEUE": crash.queue}
+    # This process enqueues too (the submit, reconcile's re-download): same broker.
+    old_url = celery_app.conf.broker_url
+    publish_to(CRASH_BROKER_URL)
+    try:
+        yield crash
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        for worker in crash.workers:
+            worker.stop()
+            if failed is not None and failed.failed:
+                print(f"\n----- celery worker log ({worker.log_path.name}) -----\n{worker.log()}")
+        if sandbox is not None and failed is not None and failed.failed:
+            print(f"\n----- sandbox log -----\n{sandbox.log()}")
+        crash.clean_broker()
+        publish_to(old_url)
 
 
 @pytest.fixture
@@ -147,27 +183,12 @@ def crash(
     media_root: Path,
     tmp_path: Path,
 ) -> Iterator[tuple[Crash, SandboxProcess]]:
-    require(REDIS)
-    require(POSTGRES)
     sandbox = sandbox_factory(download_kbps=DOWNLOAD_KBPS)
-    values = hosted_settings(sandbox, DOWNLOAD_ATTEMPTS=1)
-    crash = Crash(values, media_root, tmp_path)
-    settings.AISTEMSPLITTER = {**values, "TASK_QUEUE": crash.queue}
-    # This process enqueues too (the submit, reconcile's re-download): same broker.
-    old_url = celery_app.conf.broker_url
-    publish_to(CRASH_BROKER_URL)
-    try:
-        yield crash, sandbox
-    finally:
-        failed = getattr(request.node, "rep_call", None)
-        for worker in crash.workers:
-            worker.stop()
-            if failed is not None and failed.failed:
-                print(f"\n----- celery worker log ({worker.log_path.name}) -----\n{worker.log()}")
-        if failed is not None and failed.failed:
-            print(f"\n----- sandbox log -----\n{sandbox.log()}")
-        crash.clean_broker()
-        publish_to(old_url)
+    # A killed run counts as dead once its heartbeat is older than 3/4 RECONCILE_AFTER:
+    # well before the redelivery (VISIBILITY_TIMEOUT), which then runs at once.
+    values = hosted_settings(sandbox, DOWNLOAD_ATTEMPTS=1, RECONCILE_AFTER=2.0)
+    with crash_runs(request, settings, values, media_root, tmp_path, sandbox) as runs:
+        yield runs, sandbox
 
 
 def files_under(root: Path) -> list[str]:
@@ -208,7 +229,7 @@ def assert_nothing_half_done(crash: Crash, job: SplitJob) -> None:
     assert not Stem.objects.filter(job=job).exists()
     assert files_under(crash.media_root) == [job.audio.name]  # only the uploaded song
     # The partial download sits in the worker's staging dir, outside storage.
-    staged = [p for d in crash.staging_dirs() for p in d.iterdir() if p.suffix == ".wav"]
+    staged = [p for d in crash.staging_dirs() for p in d.iterdir() if ".wav" in p.name]
     assert staged, f"no partial stem in {crash.temp_dir}: {list(crash.temp_dir.iterdir())}"
 
 
@@ -305,6 +326,112 @@ def test_reconcile_recovers_when_the_message_is_lost_too(
     killed, *others = ingest_deliveries(runs.workers[-1])
     assert len(others) == 1 and others[0] != killed
     assert_stored_once_and_swept(runs.workers[-1], others[0])
+
+
+# --- an upload crafted to crash the engine ------------------------------------------------
+
+SEGFAULT_ENGINE = "tests.django.crashing_engines.SegfaultEngine"
+#: Short enough that three deliveries fit in a test, longer than a healthy local job.
+POISON_VISIBILITY_TIMEOUT = 5
+
+
+@pytest.fixture
+def local_crash(
+    request: pytest.FixtureRequest,
+    transactional_db: None,
+    settings: Any,
+    media_root: Path,
+    tmp_path: Path,
+) -> Callable[..., Crash]:
+    """Start (once) local-engine crash runs with extra settings; cleaned up at teardown."""
+    stack = ExitStack()
+    request.addfinalizer(stack.close)
+
+    def make(**values: Any) -> Crash:
+        local = {"BACKEND": "local", "ENGINE": SEGFAULT_ENGINE, **values}
+        return stack.enter_context(crash_runs(request, settings, local, media_root, tmp_path))
+
+    return make
+
+
+def wait_terminal(job: SplitJob, what: str) -> None:
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.is_terminal
+
+    wait_for(finished, timeout=120, interval=0.2, what=what)
+
+
+def assert_next_job_succeeds(worker: WorkerProcess, tmp_path: Path) -> None:
+    healthy = services.split(make_wav(tmp_path / "healthy.wav", seconds=1.0))
+    wait_terminal(healthy, "the next (healthy) job")
+    assert healthy.status == SplitJob.Status.SUCCEEDED, (healthy.error_code, healthy.error_message)
+    assert sorted(s.name for s in healthy.stems.all()) == MODEL_STEMS
+    assert worker.process is not None and worker.process.poll() is None
+
+
+@pytest.mark.reliability("poison-message")
+@pytest.mark.worker
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_worker_survives_an_upload_that_crashes_the_engine(
+    local_crash: Callable[..., Crash], tmp_path: Path
+) -> None:
+    """The engine segfaults in its own process: the job fails, the worker carries on."""
+    runs = local_crash()
+    worker = runs.start(redeliver=False)
+    crafted = services.split(make_wav(tmp_path / "crafted.wav", seconds=1.0, channels=1))
+    wait_terminal(crafted, "the crafted job to end")
+    assert crafted.status == SplitJob.Status.FAILED
+    assert crafted.error_code == "ENGINE_CRASHED"
+    assert "SIGSEGV" in crafted.error_message
+    assert crafted.unfinished_runs == 0
+    assert_next_job_succeeds(worker, tmp_path)
+    # Every message is acknowledged (nothing comes back), by the one worker started.
+    wait_for(lambda: runs.unacked() == [], what="both messages to be acknowledged")
+    assert worker.process is not None and worker.process.poll() is None
+    record_reliability("poison-message", jobs=2, crashes=1)
+
+
+@pytest.mark.reliability("poison-message")
+@pytest.mark.worker
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_message_that_keeps_killing_workers_fails_its_job(
+    local_crash: Callable[..., Crash], tmp_path: Path
+) -> None:
+    """In-process engine (debug setting): each delivery kills a worker, until the count says no.
+
+    Late acknowledgement hands the message to the next worker every time its
+    worker dies; the database remembers the runs that never finished, and the
+    delivery after ``MAX_UNFINISHED_RUNS`` of them fails the job instead of
+    running it (and killing the worker) again.
+    """
+    # RECONCILE_AFTER sets how soon a silent run counts as dead (3/4 of it): well
+    # before each redelivery here, as the broker's hour is in production.
+    runs = local_crash(ENGINE_IN_SUBPROCESS=False, MAX_UNFINISHED_RUNS=2, RECONCILE_AFTER=1.0)
+    crafted = services.split(make_wav(tmp_path / "crafted.wav", seconds=1.0, channels=1))
+    for died in (1, 2):
+        worker = runs.start(redeliver=True, visibility=POISON_VISIBILITY_TIMEOUT)
+        wait_for(
+            lambda worker=worker: worker.process is not None and worker.process.poll() is not None,
+            timeout=120,
+            what=f"delivery {died} to kill its worker",
+        )
+        assert worker.process is not None and worker.process.returncode == -signal.SIGSEGV
+        crafted.refresh_from_db()
+        assert not crafted.is_terminal
+        assert crafted.unfinished_runs == died
+    survivor = runs.start(redeliver=True, visibility=POISON_VISIBILITY_TIMEOUT)
+    wait_terminal(crafted, "the third delivery to fail the job")
+    assert crafted.status == SplitJob.Status.FAILED
+    assert crafted.error_code == "WORKER_LOST"
+    assert "2 runs of this job in a row ended with their worker process" in crafted.error_message
+    assert_next_job_succeeds(survivor, tmp_path)
+    wait_for(lambda: runs.unacked() == [], what="the failed job's message to be acknowledged")
+    record_reliability("poison-message", jobs=2, crashes=2)
 
 
 def _seconds_ago(seconds: float) -> datetime:

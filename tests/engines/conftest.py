@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from django_aistemsplitter.engines.synth import make_mixture
+from django_aistemsplitter.sandbox.synth import make_mixture
 
 RATE = 44100
 

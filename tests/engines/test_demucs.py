@@ -17,8 +17,8 @@ from django_aistemsplitter import contract
 from django_aistemsplitter.engines import get_engine
 from django_aistemsplitter.engines.audio import read_audio
 from django_aistemsplitter.engines.files import separate_file
-from django_aistemsplitter.engines.synth import write_demo_song
 from django_aistemsplitter.exceptions import ConfigurationError, ModelWeightsNotFoundError
+from django_aistemsplitter.sandbox.synth import write_demo_song
 
 pytestmark = pytest.mark.demucs
 torch = pytest.importorskip("torch")

@@ -9,8 +9,9 @@ from django_aistemsplitter import contract
 from django_aistemsplitter.engines import get_engine
 from django_aistemsplitter.engines.audio import read_audio, write_audio
 from django_aistemsplitter.engines.files import crossfade_weights, separate_file
-from django_aistemsplitter.engines.synth import sdr
 from django_aistemsplitter.exceptions import AudioDecodeError, UnsupportedModelError
+from django_aistemsplitter.sandbox.emulate import hosted_separator
+from django_aistemsplitter.sandbox.synth import sdr
 
 RATE = 44100
 
@@ -84,8 +85,13 @@ def test_other_output_formats(tmp_path: Path, song_file: Path, fmt: str):
 
 def test_emulating_a_six_stem_model_still_sums_to_the_mix(tmp_path: Path, song_file: Path):
     mix, _ = read_audio(song_file)
+    engine = small_blocks("spectral")
     result = separate_file(
-        small_blocks("spectral"), song_file, tmp_path, "htdemucs_6s", emulate_hosted=True
+        engine,
+        song_file,
+        tmp_path,
+        "htdemucs_6s",
+        separator=hosted_separator(engine, "htdemucs_6s"),
     )
     assert tuple(result.stems) == contract.SIX_STEMS
     assert result.model_ran == "spectral"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.test.utils import override_settings
 
-from django_aistemsplitter.conf import get_setting, user_settings
+from django_aistemsplitter.conf import get_setting
+from django_aistemsplitter.steps import reconcile
 
 
 class Command(BaseCommand):
@@ -26,15 +26,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from django_aistemsplitter.tasks import reconcile_splits
-
         older_than = options["older_than"]
-        if older_than is None:
-            counts = reconcile_splits()
-        else:
-            values = {**user_settings(), "RECONCILE_AFTER": older_than}
-            with override_settings(AISTEMSPLITTER=values):
-                counts = reconcile_splits()
+        counts = reconcile(older_than=older_than)
         total = sum(counts.values())
         after = get_setting("RECONCILE_AFTER") if older_than is None else older_than
         details = ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -1,21 +1,28 @@
-"""Derive stem names an engine does not produce from the ones it does.
+"""Answer a hosted model name with whatever engine the sandbox runs.
 
-Used only where the sandbox must answer a hosted model name (``htdemucs_6s``) with
-an engine that has fewer stems. The stems that are missing are carved out of
-"other" (plus any stem the model does not name) by frequency band with
-complementary raised-cosine masks: "piano" takes the low-mid register where a
-piano's left hand and chords sit, "guitar" the upper mids where its strums and
-leads sit, and "other" keeps the rest. This is a plausible stand-in, not a
-separation: it only has to be deterministic, shaped like the real answer and
-sum to the mix, which it does exactly (the last carved stem is the residual).
+The sandbox stands in for the hosted service, so it must answer every hosted
+model name (``htdemucs_6s`` included) with the one engine it was started with.
+:func:`separate_as` runs the model when the engine serves it; otherwise it runs
+the engine's default model and derives the stem names that are missing.
+
+They are carved out of "other" (plus any stem the model does not name) by
+frequency band with complementary raised-cosine masks: "piano" takes the
+low-mid register where a piano's left hand and chords sit, "guitar" the upper
+mids where its strums and leads sit, and "other" keeps the rest. This is a
+plausible stand-in, not a separation: it only has to be deterministic, shaped
+like the real answer and sum to the mix, which it does exactly (the last carved
+stem is the residual). It lives with the sandbox because nothing else may
+pretend one model is another: the local backend runs only what its engine serves.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from django_aistemsplitter.engines.base import Stems
+from django_aistemsplitter import contract
+from django_aistemsplitter.engines.base import Engine, ProgressCallback, Stems
 from django_aistemsplitter.engines.dsp import crossover, fft_size, istft, stft
+from django_aistemsplitter.engines.files import BlockSeparator
 
 #: Stem name -> (band start, band end) in Hz; each edge fades over an octave below it.
 BANDS: dict[str, tuple[float, float]] = {
@@ -82,3 +89,32 @@ def derive_stems(stems: Stems, wanted: tuple[str, ...], sample_rate: int) -> Ste
         return {name: present[name] for name in wanted}
     present.update(split_by_band(residual, missing, sample_rate))
     return {name: present[name] for name in wanted}
+
+
+def separate_as(
+    engine: Engine,
+    audio: np.ndarray,
+    sample_rate: int,
+    model: str,
+    progress: ProgressCallback | None = None,
+) -> tuple[Stems, str]:
+    """Produce the stems of hosted ``model`` with whatever ``engine`` runs.
+
+    When the engine serves ``model`` it runs it; otherwise it runs the engine's
+    default model and derives the missing stem names from its residual ("other")
+    so the stems still sum to the mix. Returns the stems and the engine model
+    that really ran.
+    """
+    model = contract.normalize_model(model)
+    wanted = contract.stems_for(model) if model in contract.MODELS else engine.stem_names(model)
+    if engine.serves(model):
+        return engine.separate(audio, sample_rate, model, progress), model
+    ran = engine.default_model
+    stems = engine.separate(audio, sample_rate, ran, progress)
+    return derive_stems(stems, wanted, sample_rate), ran
+
+
+def hosted_separator(engine: Engine, model: str) -> BlockSeparator:
+    """The block step :func:`~django_aistemsplitter.engines.files.separate_file` takes
+    to answer hosted ``model`` with ``engine`` (see :func:`separate_as`)."""
+    return lambda audio, rate, progress: separate_as(engine, audio, rate, model, progress)

@@ -13,17 +13,18 @@ from __future__ import annotations
 import logging
 import mimetypes
 import posixpath
+import threading
 from typing import TYPE_CHECKING, Any
 
 from django.urls import NoReverseMatch, reverse
 
 from django_aistemsplitter import contract
 from django_aistemsplitter.backends.base import RemoteBackend
+from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.conf import get_setting
 
 if TYPE_CHECKING:
-    from django_aistemsplitter.client import AiStemSplitter
     from django_aistemsplitter.models import SplitJob
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,51 @@ def webhook_url() -> str | None:
     return str(base).rstrip("/") + path
 
 
+_clients: dict[tuple[Any, ...], AiStemSplitter] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client() -> AiStemSplitter:
+    """One long-lived API client per configuration (key, URL, timeout, retries, cap).
+
+    Backends are built per call (``get_backend()``), but their HTTP client is
+    kept, so a worker reuses its connections to the service instead of opening
+    a new pool for every task. A changed setting (``override_settings``, key
+    rotation) gets a client of its own. :func:`close_clients` closes them all;
+    the app closes them when a Celery worker process shuts down.
+    """
+    options = (
+        get_setting("API_KEY", required=True),
+        get_setting("BASE_URL"),
+        float(get_setting("HTTP_TIMEOUT")),
+        int(get_setting("HTTP_MAX_RETRIES")),
+        float(get_setting("RETRY_BACKOFF_MAX")),
+    )
+    with _clients_lock:
+        client = _clients.get(options)
+        if client is None:
+            api_key, base_url, timeout, max_retries, max_retry_after = options
+            # One cap for a server's Retry-After, here and in the task backoff.
+            client = AiStemSplitter(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=timeout,
+                max_retries=max_retries,
+                max_retry_after=max_retry_after,
+            )
+            _clients[options] = client
+        return client
+
+
+def close_clients(**_signal_kwargs: Any) -> None:
+    """Close every shared client (connected to Celery's worker shutdown signals)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for client in clients:
+        client.close()
+
+
 class HostedBackend(RemoteBackend):
     name = "hosted"
 
@@ -66,16 +112,9 @@ class HostedBackend(RemoteBackend):
 
     @property
     def client(self) -> AiStemSplitter:
+        """The shared client of the current settings (see :func:`shared_client`)."""
         if self._client is None:
-            from django_aistemsplitter.client import AiStemSplitter
-
-            self._client = AiStemSplitter(
-                api_key=get_setting("API_KEY", required=True),
-                base_url=get_setting("BASE_URL"),
-                webhook_secret=get_setting("WEBHOOK_SECRET"),
-                timeout=float(get_setting("HTTP_TIMEOUT")),
-                max_retries=int(get_setting("HTTP_MAX_RETRIES")),
-            )
+            self._client = shared_client()
         return self._client
 
     @property

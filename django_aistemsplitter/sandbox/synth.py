@@ -12,8 +12,10 @@ band from scratch, keeps every part, and mixes them like a simple pop arrangemen
   formant-filtered pulse train with vibrato (a source-filter voice model).
 
 Everything is deterministic for a given ``seed`` (espeak-ng's output is
-deterministic for a given version too). The example project's demo command uses
-:func:`write_demo_song` to have something to split.
+deterministic for a given version too). ``split_audio --demo`` uses
+:func:`write_demo_song` to have something to split; the tests and ``bench/`` use
+:func:`make_mixture` and :func:`sdr`. It lives with the sandbox, beside the other
+stand-ins, not with the engines a project runs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from scipy.signal import butter, sosfilt
 
 from django_aistemsplitter.engines.audio import open_writer, resample, write_audio
 
-__all__ = ["STEMS", "make_mixture", "write_demo_song"]
+__all__ = ["STEMS", "make_mixture", "sdr", "write_demo_song"]
 
 STEMS = ("vocals", "drums", "bass", "other")
 TEMPO_BPM = 120.0

@@ -1,0 +1,8 @@
+"""WSGI entry point of the bench project, served by gunicorn during a run."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+application = get_wsgi_application()
