@@ -291,6 +291,10 @@ def begin_run(job: SplitJob) -> RunStart:
         return RunStart.BUSY
     job.refresh_from_db()
     died = job.unfinished_runs
+    if died < limit:
+        # Not a poison message: the run that was alive at the UPDATE has ended
+        # since (its count is back under the limit). Come back later, as if busy.
+        return RunStart.BUSY
     SplitJob.objects.filter(pk=job.pk).update(unfinished_runs=0, heartbeat_at=None)
     fail(
         job,

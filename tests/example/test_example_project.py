@@ -176,7 +176,11 @@ def test_make_demo_commands(tmp_path: Path) -> None:
         "vocals.wav",
     ]
     assert "Succeeded" in result.stderr
-    assert len(result.stdout.strip().splitlines()) == 4
+    # A short table (a header, one row per stem) and where the demo song is.
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].split() == ["stem", "duration", "size", "where"]
+    assert sorted(line.split()[0] for line in lines[1:5]) == ["bass", "drums", "other", "vocals"]
+    assert len(lines) == 6 and lines[5].startswith("Demo song: ")
 
 
 @pytest.mark.slow
