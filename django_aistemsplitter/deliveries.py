@@ -66,12 +66,13 @@ ERROR = str(WebhookOutcome.ERROR)
 MALFORMED = str(WebhookOutcome.MALFORMED)
 
 
-def _max_length(field: str, default: int) -> int:
+def column_max_length(field: str, default: int) -> int:
+    """The ``max_length`` of a ``WebhookEvent`` column: what a delivery's fields must fit."""
     return getattr(WebhookEvent._meta.get_field(field), "max_length", None) or default
 
 
-_MAX_STATUS = _max_length("remote_status", 16)
-_MAX_REASON = _max_length("reason", 200)
+_MAX_STATUS = column_max_length("remote_status", 16)
+_MAX_REASON = column_max_length("reason", 200)
 
 #: Stored outcomes after which a redelivery is processed again.
 REPROCESS_OUTCOMES = frozenset({RECEIVED, ERROR, UNKNOWN_JOB, MALFORMED})

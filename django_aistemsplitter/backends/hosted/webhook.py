@@ -61,7 +61,6 @@ from django_aistemsplitter.exceptions import (
     MalformedWebhookError,
     SignatureVerificationError,
 )
-from django_aistemsplitter.models import WebhookEvent
 
 __all__ = [
     "MAX_DEPTH",
@@ -82,13 +81,9 @@ MAX_DEPTH = 32
 _READ_CHUNK = 64 * 1024
 
 
-def _max_length(field: str, default: int) -> int:
-    return getattr(WebhookEvent._meta.get_field(field), "max_length", None) or default
-
-
-_MAX_EVENT_ID = _max_length("event_id", 128)
-_MAX_TYPE = _max_length("type", 64)
-_MAX_REMOTE_ID = _max_length("remote_id", 128)
+_MAX_EVENT_ID = deliveries.column_max_length("event_id", 128)
+_MAX_TYPE = deliveries.column_max_length("type", 64)
+_MAX_REMOTE_ID = deliveries.column_max_length("remote_id", 128)
 
 
 def webhook_secrets() -> list[str]:
