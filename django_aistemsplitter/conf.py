@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # Reconciliation gives up on a job it has nudged this many times (the job fails
     # with RECONCILE_EXHAUSTED) instead of queueing it again forever.
     "RECONCILE_MAX_ATTEMPTS": 10,
+    # Most jobs one reconcile run looks at; a larger backlog drains over the next
+    # runs instead of one burst of queries and tasks.
+    "RECONCILE_BATCH_SIZE": 500,
     # Seconds a job may take from submission (creation, if never submitted) to a
     # terminal status; reconciliation fails it with JOB_TIMEOUT after that.
     "JOB_TIMEOUT": 6 * 3600.0,
@@ -80,6 +83,18 @@ DEFAULTS: dict[str, Any] = {
     "DOWNLOAD_TIMEOUT": 900.0,
     # Largest audio upload in bytes; a bigger upload is refused while it streams in.
     "MAX_UPLOAD_BYTES": 200 * 1024**2,
+    # Direct uploads (``POST /splits/uploads/``): where the browser sends the audio
+    # itself. None chooses by configuration: a presigned S3 POST when STORAGE is
+    # django-storages' S3 backend; the service's presigned upload on the hosted
+    # backend; else the app's own signed, streaming upload view. Or name one:
+    # "s3", "hosted", "app".
+    "DIRECT_UPLOAD": None,
+    # Seconds an upload ticket may be used for; an unused one's file is deleted
+    # by reconcile once it has expired.
+    "UPLOAD_TICKET_TTL": 3600,
+    # Unused, unexpired tickets one user may hold at a time: each reserves up to
+    # MAX_UPLOAD_BYTES of storage until it is used or purged.
+    "MAX_OPEN_UPLOAD_TICKETS": 10,
     # Sample rates (Hz) and channel count an uploaded file may have; the defaults are
     # what the local engines handle (engines.limits), which a site may narrow.
     "MIN_SAMPLE_RATE": MIN_SAMPLE_RATE,

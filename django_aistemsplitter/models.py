@@ -384,6 +384,76 @@ class WebhookEvent(models.Model):
         return f"{self.type} {self.remote_id} ({self.event_id})"
 
 
+class UploadDestination(models.TextChoices):
+    S3 = "s3", _("S3 presigned POST")
+    HOSTED = "hosted", _("The service's presigned upload")
+    APP = "app", _("This site's upload view")
+
+
+class UploadTicket(models.Model):
+    """A short-lived, single-use permission to send one audio file straight to where it is kept.
+
+    A browser or a script asks for a ticket (``POST /splits/uploads/``), sends the
+    bytes to the ticket's URL (an S3 bucket, the service's presigned upload, or
+    this site's streaming upload view), then creates the split with
+    ``upload=<ticket id>``. The bytes never pass through a Django request handler
+    except in the last case, where a streaming view writes them at constant memory.
+
+    The ticket is bound to its owner, expires (``UPLOAD_TICKET_TTL``) and is used
+    once: :func:`django_aistemsplitter.tickets.redeem` locks the row, and the
+    one-to-one ``job`` plus ``used_at`` record the use. What an unused ticket
+    uploaded is deleted once it expires.
+    """
+
+    Destination = UploadDestination
+
+    #: The ticket id handed to the client: random, so it cannot be guessed.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        on_delete=models.CASCADE,
+        related_name="aistemsplitter_upload_tickets",
+    )
+    destination = models.CharField(
+        _("destination"), max_length=16, choices=UploadDestination.choices
+    )
+    backend = models.CharField(_("backend"), max_length=200)
+    filename = models.CharField(_("file name"), max_length=255)
+    content_type = models.CharField(_("content type"), max_length=100)
+    #: The size the client declared, in bytes; the destination refuses anything larger.
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    #: Where the audio lands in STORAGE (destinations "s3" and "app").
+    storage_name = models.CharField(_("stored as"), max_length=500, blank=True, default="")
+    #: The service's upload (destination "hosted"): its id and the URL it is read back from.
+    remote_upload = models.JSONField(_("remote upload"), default=dict, blank=True, editable=False)
+    #: Bytes the app's upload view has received so far (an interrupted upload resumes there).
+    received_bytes = models.PositiveBigIntegerField(_("received (bytes)"), default=0)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"), db_index=True)
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+    job = models.OneToOneField(
+        SplitJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="upload_ticket",
+        verbose_name=_("job"),
+    )
+
+    class Meta:
+        verbose_name = _("upload ticket")
+        verbose_name_plural = _("upload tickets")
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.destination}, {self.pk})"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at <= timezone.now()
+
+
 # --- files leave storage with their rows ---------------------------------------------
 
 logger = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,13 +140,17 @@ def create_split(
     source: models.Model | None = None,
     source_field: str = "",
     metadata: dict[str, Any] | None = None,
+    attach: Callable[[SplitJob], None] | None = None,
 ) -> SplitJob:
     """Create the job of a request that :func:`~.validation.validate_split_request` accepted.
 
     Nothing is checked or decoded again: the entry points that validate in their
     own step (the admin form, the API serializer, ``split_audio``) call this with
     the answer. ``request.file`` must still be open; it is stored as the job's
-    audio. Submission is enqueued once the transaction commits.
+    audio, unless ``attach`` is given: then the audio is already where it is kept
+    (a direct upload, :mod:`~django_aistemsplitter.tickets`) and ``attach(job)``
+    points the unsaved job at it instead of copying it. Submission is enqueued
+    once the transaction commits.
     """
     job = SplitJob(
         owner=owner if getattr(owner, "pk", None) else None,
@@ -167,6 +172,9 @@ def create_split(
     job.duration_seconds = request.audio.duration
     # Only a service costs money; an in-process split is paid in engine time.
     job.estimated_cost = None if runs_in_process(job) else estimate_cost(request.audio.duration)
+    if attach is not None:
+        attach(job)
+        return _create(job)
     request.file.seek(0)
     job.audio.save(request.filename, request.file, save=False)
     try:

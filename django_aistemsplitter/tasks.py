@@ -27,7 +27,7 @@ from typing import Any
 from celery import shared_task
 from celery.app.task import Task
 
-from django_aistemsplitter import steps
+from django_aistemsplitter import steps, tickets
 from django_aistemsplitter.backends import InProcessBackend, get_backend_class
 from django_aistemsplitter.client import cap_retry_after
 from django_aistemsplitter.conf import get_setting
@@ -230,5 +230,6 @@ def ingest_split(self: JobTask, job_id: str, force: bool = False) -> str:
 
 @shared_task(acks_late=True)
 def reconcile_splits() -> dict[str, int]:
-    """Nudge jobs stuck in a non-terminal status (see :func:`steps.reconcile`)."""
-    return steps.reconcile()
+    """Nudge jobs stuck in a non-terminal status (see :func:`steps.reconcile`), and
+    delete what expired upload tickets left (:func:`tickets.purge_expired`)."""
+    return {**steps.reconcile(), **tickets.purge_expired()}

@@ -68,8 +68,10 @@ __all__ = [
     "UnknownModelError",
     "ValidSplitRequest",
     "available_models",
+    "clean_filename",
     "default_model",
     "file_too_large",
+    "max_upload_bytes",
     "is_public_address",
     "validate_split_request",
 ]
@@ -414,7 +416,7 @@ def _max_length(field_name: str) -> int:
     return int(getattr(SplitJob._meta.get_field(field_name), "max_length", None) or 255)
 
 
-def _filename(name: str) -> str:
+def clean_filename(name: str) -> str:
     """The last part of a path or URL path, cut to what ``original_filename`` stores."""
     return posixpath.basename(name.replace("\\", "/"))[: _max_length("original_filename")]
 
@@ -456,7 +458,7 @@ def validate_split_request(
             backend=backend_name,
             stem_model=model,
             output_format=fmt,
-            filename=_filename(url.split("?", 1)[0]),
+            filename=clean_filename(url.split("?", 1)[0]),
             url=url,
         )
     assert audio is not None  # _check_source refused neither-nor
@@ -465,7 +467,7 @@ def validate_split_request(
         backend=backend_name,
         stem_model=model,
         output_format=fmt,
-        filename=_filename(str(audio.name or "audio")) or "audio",
+        filename=clean_filename(str(audio.name or "audio")) or "audio",
         file=audio,
         audio=info,
     )

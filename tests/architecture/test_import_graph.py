@@ -139,6 +139,7 @@ LOWER_LAYERS = (
     "conf",
     "contract",
     "deliveries",
+    "destinations",
     "dispatch",
     "exceptions",
     "ingest",
@@ -149,6 +150,7 @@ LOWER_LAYERS = (
     "services",
     "steps",
     "storage",
+    "tickets",
     "validation",
     "workdirs",
 )
@@ -160,6 +162,7 @@ ENTRY_POINTS_AND_ADAPTERS = (
     "forms",
     "management",
     "tasks",
+    "upload_view",
     "urls",
 )
 

@@ -1,0 +1,278 @@
+"""Direct uploads: tickets that let a client send audio straight to where it is kept.
+
+Two calls make a split of a file that never passes through a Django worker
+whole (``POST /splits/uploads/`` then ``POST /splits/`` with ``upload=<id>``; the
+admin's add form does the same with a script):
+
+1. :func:`open_ticket` checks what it can before any byte moves (the size the
+   client declares against ``MAX_UPLOAD_BYTES``, the backend, how many tickets
+   the user holds) and asks the chosen destination
+   (:mod:`django_aistemsplitter.destinations`) where the bytes go;
+2. :func:`redeem` takes the ticket once, for its owner, before it expires; reads
+   what arrived through the destination (ranges, not the whole file) and hands
+   it to the one validation path every upload takes
+   (:func:`~django_aistemsplitter.validation.validate_split_request`); then
+   creates the job pointing at the uploaded audio, without copying it.
+
+A ticket that is never used, or whose audio is refused, leaves nothing behind:
+refused audio is deleted at once, and :func:`purge_expired` (run with
+reconciliation) deletes what unused tickets uploaded once they have expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from django_aistemsplitter.backends import get_backend
+from django_aistemsplitter.conf import get_setting
+from django_aistemsplitter.destinations import (
+    Destination,
+    NotUploadedError,
+    UploadOffer,
+    choose,
+    get_destination,
+)
+from django_aistemsplitter.models import SplitJob, UploadTicket
+from django_aistemsplitter.services import create_split
+from django_aistemsplitter.validation import (
+    InvalidSplitRequest,
+    clean_filename,
+    file_too_large,
+    max_upload_bytes,
+    validate_split_request,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IssuedTicket", "open_ticket", "purge_expired", "redeem", "ticket_ttl"]
+
+
+@dataclass(frozen=True)
+class IssuedTicket:
+    """A new ticket and how to send the bytes for it."""
+
+    ticket: UploadTicket
+    offer: UploadOffer
+
+
+def ticket_ttl() -> timedelta:
+    """``UPLOAD_TICKET_TTL``: how long a ticket may be used."""
+    return timedelta(seconds=float(get_setting("UPLOAD_TICKET_TTL")))
+
+
+def _content_type(filename: str, given: str) -> str:
+    given = (given or "").strip()
+    if given and len(given) <= 100 and "/" in given and given.isprintable():
+        return given
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def open_ticket(
+    *,
+    owner: Any,
+    filename: str,
+    size: int,
+    content_type: str = "",
+    backend: str | None = None,
+) -> IssuedTicket:
+    """Issue a ticket for ``owner`` to upload ``size`` bytes called ``filename``.
+
+    Raises :class:`~django_aistemsplitter.validation.InvalidSplitRequest` with
+    ``field`` ``size`` (not a positive integer, or over ``MAX_UPLOAD_BYTES``:
+    code ``too_large``), ``filename`` (empty) or ``None`` (the user holds
+    ``MAX_OPEN_UPLOAD_TICKETS`` unused tickets already: code ``upload_limit``).
+    The destination refuses more bytes than ``size``.
+    """
+    if getattr(owner, "pk", None) is None:
+        raise InvalidSplitRequest(_("Sign in to upload audio."), code="upload_owner")
+    name = clean_filename(filename or "")
+    if not name:
+        raise InvalidSplitRequest(_("Give the file's name."), code="bad_filename", field="filename")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InvalidSplitRequest(
+            _("Give the file's size in bytes, a positive whole number."),
+            code="bad_size",
+            field="size",
+        )
+    if size > max_upload_bytes():
+        error = file_too_large(size)
+        error.field = "size"
+        raise error
+    backend_name = backend or str(get_setting("BACKEND"))
+    splitter = get_backend(backend_name)
+    now = timezone.now()
+    most = int(get_setting("MAX_OPEN_UPLOAD_TICKETS"))
+    open_count = UploadTicket.objects.filter(
+        owner=owner, used_at__isnull=True, expires_at__gt=now
+    ).count()
+    if open_count >= most:
+        raise InvalidSplitRequest(
+            _(
+                "You have %(count)d unused upload tickets; use them or let them expire "
+                "before asking for another (MAX_OPEN_UPLOAD_TICKETS)."
+            ),
+            code="upload_limit",
+            params={"count": open_count},
+        )
+    ticket = UploadTicket(
+        id=uuid.uuid4(),
+        owner=owner,
+        destination=choose(splitter),
+        backend=backend_name,
+        filename=name,
+        content_type=_content_type(name, content_type),
+        size=size,
+        expires_at=now + ticket_ttl(),
+    )
+    offer = get_destination(ticket.destination).prepare(ticket)
+    ticket.save(force_insert=True)
+    logger.info(
+        "upload ticket %s issued (%s, %d bytes) to user %s",
+        ticket.pk,
+        ticket.destination,
+        size,
+        owner.pk,
+    )
+    return IssuedTicket(ticket=ticket, offer=offer)
+
+
+def _unknown() -> InvalidSplitRequest:
+    # The same answer for "no such ticket" and "someone else's": ids are not probed.
+    return InvalidSplitRequest(
+        _("No such upload ticket; ask for a new one."), code="upload_unknown", field="upload"
+    )
+
+
+def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
+    try:
+        key = uuid.UUID(str(ticket_id))
+    except (TypeError, ValueError, AttributeError):
+        raise _unknown() from None
+    if getattr(owner, "pk", None) is None:
+        raise _unknown()
+    ticket = UploadTicket.objects.select_for_update().filter(pk=key, owner=owner).first()
+    if ticket is None:
+        raise _unknown()
+    if ticket.used_at is not None:
+        raise InvalidSplitRequest(
+            _("This upload was used for a split already; upload the file again."),
+            code="upload_used",
+            field="upload",
+        )
+    if ticket.is_expired:
+        raise InvalidSplitRequest(
+            _("This upload ticket has expired; ask for a new one and upload again."),
+            code="upload_expired",
+            field="upload",
+        )
+    return ticket
+
+
+def _discard(destination: Destination, ticket: UploadTicket) -> None:
+    """Delete what ``ticket`` uploaded, and the ticket; a failure is logged and left to purge."""
+    try:
+        destination.discard(ticket)
+    except Exception:
+        logger.exception("could not discard the upload of ticket %s; purge retries", ticket.pk)
+        return
+    UploadTicket.objects.filter(pk=ticket.pk, used_at__isnull=True).delete()
+
+
+def redeem(
+    ticket_id: Any,
+    *,
+    owner: Any,
+    stem_model: str | None = None,
+    output_format: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> SplitJob:
+    """Create the split of what ``owner`` uploaded with ticket ``ticket_id``.
+
+    The ticket is locked for the check, so two requests racing with one ticket
+    make one job. Raises :class:`~django_aistemsplitter.validation.InvalidSplitRequest`:
+    ``field="upload"`` with code ``upload_unknown`` (no such ticket, or not the
+    owner's), ``upload_used``, ``upload_expired`` or ``upload_missing`` (nothing,
+    or less than declared, arrived); or any refusal of the validation path. Audio
+    that is refused is deleted with its ticket; a refused model or format leaves
+    the ticket usable.
+    """
+    refused: InvalidSplitRequest | None = None
+    with transaction.atomic():
+        ticket = _locked_ticket(ticket_id, owner)
+        destination = get_destination(ticket.destination)
+        try:
+            audio = destination.open(ticket)
+        except NotUploadedError as exc:
+            raise InvalidSplitRequest(
+                _("The file has not been uploaded (completely) yet: %(reason)s"),
+                code="upload_missing",
+                field="upload",
+                params={"reason": str(exc)},
+            ) from exc
+        with audio:
+            try:
+                validated = validate_split_request(
+                    audio,
+                    stem_model=stem_model,
+                    output_format=output_format,
+                    backend=ticket.backend,
+                )
+            except InvalidSplitRequest as exc:
+                if exc.field != "audio":
+                    raise
+                refused = exc
+            else:
+                job = create_split(
+                    validated,
+                    owner=owner,
+                    metadata=metadata,
+                    attach=lambda job: destination.attach(ticket, job),
+                )
+                ticket.used_at = timezone.now()
+                ticket.job = job
+                ticket.save(update_fields=["used_at", "job"])
+                return job
+    # The audio itself was refused: no use keeping it until the ticket expires.
+    _discard(destination, ticket)
+    assert refused is not None
+    raise refused
+
+
+def purge_expired(now: Any = None, *, limit: int = 500) -> dict[str, int]:
+    """Delete unused tickets (and what they uploaded) that expired a ``ticket_ttl()`` ago.
+
+    The grace period lets an upload that started just before expiry land before
+    its file is deleted, so it cannot leave an orphan behind. Used tickets are
+    deleted once expired (their audio belongs to their job now). At most
+    ``limit`` unused tickets per run; rows another run holds are skipped.
+    """
+    now = now or timezone.now()
+    purged = 0
+    stale = UploadTicket.objects.filter(used_at__isnull=True, expires_at__lte=now - ticket_ttl())
+    for pk in list(stale.values_list("pk", flat=True)[:limit]):
+        with transaction.atomic():
+            ticket = (
+                UploadTicket.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, used_at__isnull=True)
+                .first()
+            )
+            if ticket is None:
+                continue
+            try:
+                get_destination(ticket.destination).discard(ticket)
+            except Exception:
+                logger.exception("could not discard the upload of ticket %s", ticket.pk)
+                continue
+            ticket.delete()
+            purged += 1
+    used, _counts = UploadTicket.objects.filter(used_at__isnull=False, expires_at__lte=now).delete()
+    return {"upload_tickets_purged": purged, "upload_tickets_used_deleted": used}
