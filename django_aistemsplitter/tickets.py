@@ -63,6 +63,27 @@ class IssuedTicket:
     ticket: UploadTicket
     offer: UploadOffer
 
+    def as_json(self) -> dict[str, Any]:
+        """The answer of ``POST /splits/uploads/`` (and of the admin's ticket view).
+
+        ``method`` ``PUT``: send the file as the body with ``headers``. ``POST``:
+        a ``multipart/form-data`` body of ``fields`` (in order), then the file as
+        the part named ``file_field``. Then create the split with ``upload=<id>``
+        before ``expires_at``. ``max_bytes`` is the size declared: a larger file
+        is refused by the destination.
+        """
+        return {
+            "id": str(self.ticket.pk),
+            "destination": self.ticket.destination,
+            "url": self.offer.url,
+            "method": self.offer.method,
+            "headers": dict(self.offer.headers),
+            "fields": dict(self.offer.fields),
+            "file_field": self.offer.file_field,
+            "expires_at": self.ticket.expires_at.isoformat(),
+            "max_bytes": self.ticket.size,
+        }
+
 
 def ticket_ttl() -> timedelta:
     """``UPLOAD_TICKET_TTL``: how long a ticket may be used."""
