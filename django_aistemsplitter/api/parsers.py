@@ -16,15 +16,15 @@ through as a 500 or an unbounded read:
   does not turn into a 400 body (the view maps :data:`BODY_LIMIT_ERRORS`).
 
 These parsers keep DRF's behaviour for good input and turn each of those into a
-``ParseError`` (400). :func:`loads` and :func:`json_problem` also serve the
-``metadata`` field, which a form or multipart request sends as a JSON string.
+``ParseError`` (400). What parsed JSON may hold is decided in
+:mod:`django_aistemsplitter.jsonvalues` (re-exported here), which also serves the
+``metadata`` field, sent by a form or multipart request as a JSON string, and the
+webhook receiver.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
-import math
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -33,6 +33,8 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import QueryDict
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+
+from django_aistemsplitter.jsonvalues import MAX_JSON_DEPTH, json_problem, loads
 
 __all__ = [
     "BODY_LIMIT_ERRORS",
@@ -46,71 +48,6 @@ __all__ = [
 
 #: What Django raises (as ``SuspiciousOperation``) when a body is over its limits.
 BODY_LIMIT_ERRORS = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
-
-#: Deepest nesting of arrays and objects accepted in ``metadata``; a JSON body may
-#: nest one level more (the request object around it).
-MAX_JSON_DEPTH = 32
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _has_lone_surrogate(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def json_problem(value: Any, *, storable: bool = False, depth: int = MAX_JSON_DEPTH) -> str | None:
-    """Why ``value`` (parsed JSON) is refused, or None.
-
-    Always: arrays and objects nested more than ``depth`` levels and strings with unpaired
-    surrogates (they cannot be encoded as UTF-8, so neither stored nor sent back).
-    With ``storable`` also what PostgreSQL's ``jsonb`` refuses: the NUL character
-    (``\\u0000``) and numbers that are not finite. The walk is iterative, so the
-    depth of ``value`` cannot exhaust the stack.
-    """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            if level >= depth:
-                return f"nested deeper than {depth} levels"
-            if isinstance(item, dict):
-                stack.extend((key, level) for key in item)
-                stack.extend((child, level + 1) for child in item.values())
-            else:
-                stack.extend((child, level + 1) for child in item)
-        elif isinstance(item, str):
-            if _has_lone_surrogate(item):
-                return "a string holds an unpaired surrogate"
-            if storable and "\x00" in item:
-                return "a string holds the NUL character (\\u0000)"
-        elif storable and isinstance(item, float) and not math.isfinite(item):
-            return "a number is out of range"
-    return None
-
-
-def loads(text: str | bytes, *, depth: int = MAX_JSON_DEPTH) -> Any:
-    """Parse JSON text; ``ValueError`` with a short reason for anything refused.
-
-    ``NaN`` and ``Infinity`` are not JSON; nesting is bounded by Python's
-    recursion limit while parsing and by ``depth`` levels after.
-    """
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError(f"nested deeper than {depth} levels") from None
-    problem = json_problem(value, depth=depth)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
 
 #: Text encodings a body may not use: their decoders are slow on large input.
 _REFUSED_ENCODINGS = frozenset({"idna", "punycode"})

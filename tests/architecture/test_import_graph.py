@@ -144,6 +144,7 @@ LOWER_LAYERS = (
     "exceptions",
     "ingest",
     "jobs",
+    "jsonvalues",
     "models",
     "pricing",
     "registry",

@@ -61,6 +61,7 @@ from django_aistemsplitter.exceptions import (
     MalformedWebhookError,
     SignatureVerificationError,
 )
+from django_aistemsplitter.jsonvalues import MAX_JSON_DEPTH, json_problem
 
 __all__ = [
     "MAX_DEPTH",
@@ -73,10 +74,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Deepest nesting of objects and lists stored from an event. The contract's
-#: events are 4 levels deep; anything near the recursion limit would fail to be
-#: stored or shown (``json.dumps``, PostgreSQL, the admin) long after parsing.
-MAX_DEPTH = 32
+#: Deepest nesting of objects and lists stored from an event (the one JSON rule,
+#: :mod:`django_aistemsplitter.jsonvalues`).
+MAX_DEPTH = MAX_JSON_DEPTH
 
 _READ_CHUNK = 64 * 1024
 
@@ -108,20 +108,6 @@ def webhook_secrets() -> list[str]:
     return list(secrets)
 
 
-def _depth(value: Any) -> int:
-    """How deeply objects and lists nest in ``value`` (a scalar is 0); no recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, Mapping):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in item)
-    return deepest
-
-
 def _check_storable(event: RemoteEvent) -> None:
     """Refuse an event whose stored fields would not fit their columns."""
     if len(event.id) > _MAX_EVENT_ID:
@@ -130,8 +116,9 @@ def _check_storable(event: RemoteEvent) -> None:
         raise MalformedWebhookError("split id is too long")
     if not event.type or len(event.type) > _MAX_TYPE:
         raise MalformedWebhookError("event has no usable type")
-    if _depth(event.raw) > MAX_DEPTH:
-        raise MalformedWebhookError(f"event is nested more than {MAX_DEPTH} levels deep")
+    problem = json_problem(event.raw, storable=True)
+    if problem is not None:
+        raise MalformedWebhookError(f"event cannot be stored: {problem}")
 
 
 def parse_webhook(headers: Any, body: bytes) -> RemoteEvent:
@@ -176,7 +163,7 @@ def malformed_identity(body: bytes) -> tuple[str, str, str]:
         payload = json.loads(body)
     except (ValueError, RecursionError):
         payload = None
-    if not isinstance(payload, Mapping) or _depth(payload) > MAX_DEPTH:
+    if not isinstance(payload, Mapping) or json_problem(payload, strings=False) is not None:
         payload = {}
     data = payload.get("data")
     data = data if isinstance(data, Mapping) else {}
