@@ -25,6 +25,8 @@ Every message names the setting to change and never shows a secret's value.
 ``aistemsplitter.W030``  the audio limits reach beyond what the engines handle
 ``aistemsplitter.W031``  ``ALLOW_PRIVATE_SOURCE_URLS`` is on outside DEBUG
 ``aistemsplitter.E040``  ``WEBHOOK_MAX_BYTES`` is not a positive integer
+``aistemsplitter.E050``  ``SERVE_VIA_REDIRECT`` not None/True/False, or ``SERVE_URL_EXPIRY`` not > 0
+``aistemsplitter.W050``  ``SERVE_URL_EXPIRY`` is longer than S3 signs for (7 days)
 ======================  ==========================================================
 """
 
@@ -395,14 +397,15 @@ def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """E020/W020: the limits that make every job end must be able to end one.
 
     ``MAX_UNFINISHED_RUNS`` and ``RECONCILE_MAX_ATTEMPTS`` of 0 (or less) would
-    fail every job before it runs; a ``JOB_TIMEOUT`` of 0 means none (allowed),
+    fail every job before it runs, a ``RECONCILE_BATCH_SIZE`` of 0 would never
+    reconcile one; a ``JOB_TIMEOUT`` of 0 means none (allowed),
     a negative or infinite one is a mistake, and one shorter than
     ``RECONCILE_AFTER`` fails jobs before reconciliation ever looks at them.
     """
     if not _settings_ok():
         return []
     messages: list[CheckMessage] = []
-    for key in ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS"):
+    for key in ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS", "RECONCILE_BATCH_SIZE"):
         value = get_setting(key)
         if not _positive_number(value, integer=True):
             messages.append(
@@ -565,3 +568,50 @@ def check_webhook_body_limit(app_configs: Any = None, **kwargs: Any) -> list[Che
             id="aistemsplitter.E040",
         )
     ]
+
+
+#: Longest validity an S3 presigned URL may have (SigV4): 7 days.
+_S3_MAX_EXPIRY = 7 * 24 * 3600
+
+
+@register(TAG)
+def check_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E050/W050: how stems and source audio are sent (``SERVE_*``).
+
+    ``SERVE_VIA_REDIRECT`` is a three-way switch: a string such as ``"false"``
+    would read as true. ``SERVE_URL_EXPIRY`` signs every redirect: 0 or less
+    makes links that are dead on arrival, and S3 refuses to sign for longer than
+    seven days (the redirect would then fail on every request).
+    """
+    if not _settings_ok():
+        return []
+    messages: list[CheckMessage] = []
+    redirect = get_setting("SERVE_VIA_REDIRECT")
+    if redirect not in (None, True, False):
+        messages.append(
+            Error(
+                f"{_name('SERVE_VIA_REDIRECT')} is {redirect!r}; use None (redirect when the "
+                "storage signs URLs), True or False.",
+                id="aistemsplitter.E050",
+            )
+        )
+    expiry = get_setting("SERVE_URL_EXPIRY")
+    if not _positive_number(expiry, integer=True):
+        messages.append(
+            Error(
+                f"{_name('SERVE_URL_EXPIRY')} is {expiry!r}; it must be a whole number of "
+                "seconds above 0.",
+                hint=f"Remove it to use the default ({DEFAULTS['SERVE_URL_EXPIRY']!r} s).",
+                id="aistemsplitter.E050",
+            )
+        )
+    elif expiry > _S3_MAX_EXPIRY:
+        messages.append(
+            Warning(
+                f"{_name('SERVE_URL_EXPIRY')} is {expiry} s; S3 signs URLs for at most "
+                f"{_S3_MAX_EXPIRY} s (7 days), so redirects to S3 would fail.",
+                hint="Use a shorter expiry; a player needs the page reloaded after it anyway.",
+                id="aistemsplitter.W050",
+            )
+        )
+    return messages

@@ -260,3 +260,22 @@ def test_other_storages_are_not_concerned(settings: Any, tmp_path: Any) -> None:
     }
     config = {**LOCAL_OK, "STORAGE": "memory"}
     assert [m.id for m in messages(settings, config) if m.id == "aistemsplitter.W004"] == []
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"SERVE_VIA_REDIRECT": "false"}, ["aistemsplitter.E050"]),
+        ({"SERVE_VIA_REDIRECT": 0}, []),  # 0 == False: Python's own reading, accepted
+        ({"SERVE_URL_EXPIRY": 0}, ["aistemsplitter.E050"]),
+        ({"SERVE_URL_EXPIRY": "3600"}, ["aistemsplitter.E050"]),
+        ({"SERVE_URL_EXPIRY": 8 * 24 * 3600}, ["aistemsplitter.W050"]),
+        ({"SERVE_VIA_REDIRECT": True, "SERVE_URL_EXPIRY": 600}, []),
+        ({"RECONCILE_BATCH_SIZE": 0}, ["aistemsplitter.E020"]),
+        ({"RECONCILE_BATCH_SIZE": 100}, []),
+    ],
+)
+def test_serving_and_reconcile_batch_settings(
+    settings: Any, config: dict[str, Any], expected: list[str]
+) -> None:
+    assert ids(settings, {**LOCAL_OK, **config}) == expected
