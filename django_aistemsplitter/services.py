@@ -26,6 +26,7 @@ from django.db import models, transaction
 from django_aistemsplitter.backends import RemoteBackend, get_backend
 from django_aistemsplitter.dispatch import Step, send_on_commit
 from django_aistemsplitter.exceptions import AiStemSplitterError, InvalidTransitionError
+from django_aistemsplitter.filestreams import open_stored
 from django_aistemsplitter.models import SplitJob, SplitStatus
 from django_aistemsplitter.pricing import estimate_cost, runs_in_process
 from django_aistemsplitter.registry import registration_for
@@ -60,9 +61,11 @@ def _as_file(value: Any, stack: ExitStack) -> File:
     if isinstance(value, models.fields.files.FieldFile):
         if not value:
             raise ValueError("the file field is empty")
-        value.open("rb")
-        stack.callback(value.close)
-        return File(value.file, name=value.name)
+        # Ranges, not the whole object: django-storages' S3 file would read all of
+        # it into memory on the first read, for a probe that needs the header.
+        reader, _size = open_stored(value)
+        stack.callback(reader.close)
+        return File(reader, name=value.name)
     if isinstance(value, File):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -18,15 +18,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 from rest_framework.test import APIClient
 from storages.backends.s3 import S3File, S3Storage
 
 from django_aistemsplitter import waveform
 from django_aistemsplitter.models import SplitJob, Stem
+from django_aistemsplitter.services import split
 from django_aistemsplitter.storage import ConfiguredStorage
-from tests.api.helpers import make_job
+from tests.api.helpers import make_job, wav_bytes
 from tests.django.s3 import BUCKET, S3Server
+from tests.testapp.models import Track
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls")]
 
@@ -267,3 +270,28 @@ def test_a_300_mb_stem_proxied_from_s3_streams_at_constant_memory(
     part = admin_client.get(admin_stem(big_job), HTTP_RANGE=f"bytes={at}-")
     assert part.status_code == 206
     assert b"".join(part.streaming_content) == bytes((at + i) % 256 for i in range(4096))
+
+
+def test_splitting_a_users_file_on_s3_reads_ranges_not_the_whole_object(
+    s3_storage: str, s3_server: S3Server
+) -> None:
+    """split(instance) on S3 probes and copies through ranged reads.
+
+    django-storages' S3 file downloads the whole object into memory on its
+    first read; the source of an auto-split (a user's FileField) must never be
+    read that way, or a 100 MB track costs the saving process 100 MB.
+    """
+    audio = wav_bytes(seconds=3.0)
+    track = Track(title="t")
+    track.audio.save("take.wav", ContentFile(audio), save=False)
+    track.save()
+
+    def whole_object(self: S3File) -> Any:
+        raise AssertionError("the whole object was read into memory")
+
+    with mock.patch.object(S3File, "file", new=property(whole_object)):
+        job = split(track, backend="local")
+    assert job.audio.name != track.audio.name  # the job keeps a copy of its own
+    copied = stored(s3_server, s3_storage, job.audio.name)
+    assert hashlib.sha256(copied).digest() == hashlib.sha256(audio).digest()
+    assert job.duration_seconds == pytest.approx(3.0)
