@@ -27,6 +27,8 @@ Every message names the setting to change and never shows a secret's value.
 ``aistemsplitter.E040``  ``WEBHOOK_MAX_BYTES`` is not a positive integer
 ``aistemsplitter.E050``  ``SERVE_VIA_REDIRECT`` not None/True/False, or ``SERVE_URL_EXPIRY`` not > 0
 ``aistemsplitter.W050``  ``SERVE_URL_EXPIRY`` is longer than S3 signs for (7 days)
+``aistemsplitter.E060``  ``DIRECT_UPLOAD`` unknown, or it does not fit the storage or the backend
+``aistemsplitter.E061``  ``UPLOAD_TICKET_TTL`` or ``MAX_OPEN_UPLOAD_TICKETS`` is not positive
 ======================  ==========================================================
 """
 
@@ -54,11 +56,14 @@ from django_aistemsplitter.conf import (
     get_setting,
     unknown_keys,
 )
+from django_aistemsplitter.destinations import DESTINATIONS
 from django_aistemsplitter.engines import ENGINES, get_engine_class
 from django_aistemsplitter.engines import limits as engine_limits
 from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.filestreams import is_s3_storage
 from django_aistemsplitter.models import SplitJob
 from django_aistemsplitter.pricing import estimate_cost
+from django_aistemsplitter.storage import get_storage
 
 TAG = "aistemsplitter"
 WEBHOOK_URL_NAME = "aistemsplitter:webhook"
@@ -614,4 +619,65 @@ def check_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="aistemsplitter.W050",
             )
         )
+    return messages
+
+
+@register(TAG)
+def check_direct_uploads(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E060/E061: where direct uploads go (``DIRECT_UPLOAD``) and how long tickets live.
+
+    ``"s3"`` posts to the bucket of ``STORAGE``, so that storage must be
+    django-storages' S3 backend; ``"hosted"`` uploads to the service, so the
+    backend must be the hosted one. Otherwise every ticket would fail when a user
+    asks for one, not at deploy time.
+    """
+    if not _settings_ok():
+        return []
+    messages: list[CheckMessage] = []
+    for key in ("UPLOAD_TICKET_TTL", "MAX_OPEN_UPLOAD_TICKETS"):
+        value = get_setting(key)
+        if not _positive_number(value, integer=True):
+            messages.append(
+                Error(
+                    f"{_name(key)} is {value!r}; it must be a whole number of 1 or more.",
+                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
+                    id="aistemsplitter.E061",
+                )
+            )
+    chosen = get_setting("DIRECT_UPLOAD")
+    if chosen is None:
+        return messages
+    if chosen not in DESTINATIONS:
+        messages.append(
+            Error(
+                f"{_name('DIRECT_UPLOAD')} is {chosen!r}; use None (chosen by configuration) "
+                f"or one of: {', '.join(DESTINATIONS)}.",
+                id="aistemsplitter.E060",
+            )
+        )
+    elif chosen == "s3":
+        try:
+            storage = get_storage()
+        except ConfigurationError:
+            return messages  # E006
+        if not is_s3_storage(storage):
+            messages.append(
+                Error(
+                    f"{_name('DIRECT_UPLOAD')} is 's3' but {_name('STORAGE')} "
+                    f"({get_setting('STORAGE')!r}) is not django-storages' S3 storage.",
+                    hint="Use an S3 storage, or DIRECT_UPLOAD = None to choose by configuration.",
+                    id="aistemsplitter.E060",
+                )
+            )
+    elif chosen == "hosted":
+        cls, _problem = _backend_class()
+        if cls is not None and not _is_hosted(cls):
+            messages.append(
+                Error(
+                    f"{_name('DIRECT_UPLOAD')} is 'hosted' but {_name('BACKEND')} is not the "
+                    "hosted service: nothing would read the uploads.",
+                    hint="Use DIRECT_UPLOAD = None to choose by configuration.",
+                    id="aistemsplitter.E060",
+                )
+            )
     return messages

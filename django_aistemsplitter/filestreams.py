@@ -15,10 +15,22 @@ from typing import IO, Any
 
 from django.db.models.fields.files import FieldFile
 
-__all__ = ["BUFFER_SIZE", "RangedObjectReader", "open_stored"]
+__all__ = ["BUFFER_SIZE", "S3_MODULE", "RangedObjectReader", "is_s3_storage", "open_stored"]
 
 #: Bytes read from storage at a time.
 BUFFER_SIZE = 256 * 1024
+
+#: Where django-storages keeps its S3 backend (``storages.backends.s3`` and ``s3boto3``).
+S3_MODULE = "storages.backends.s3"
+
+
+def is_s3_storage(storage: Any) -> bool:
+    """Whether ``storage`` is django-storages' S3 backend or a subclass of it.
+
+    Told by the class's module rather than ``isinstance``, so django-storages
+    (an optional dependency) is never imported to ask.
+    """
+    return any(cls.__module__.startswith(S3_MODULE) for cls in type(storage).__mro__)
 
 
 class RangedObjectReader(io.RawIOBase):

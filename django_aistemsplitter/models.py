@@ -288,7 +288,12 @@ class SplitJob(models.Model):
                 error_code="",
                 error_message="",
                 remote_id="",
-                remote_input={},
+                # A direct upload to the service is the job's only audio: its
+                # input is kept; any other input is made afresh on the next submit.
+                remote_input=models.Case(
+                    models.When(audio="", source_url="", then=models.F("remote_input")),
+                    default=models.Value({}, output_field=models.JSONField()),
+                ),
                 submitted_at=None,
                 finished_at=None,
                 unfinished_runs=0,

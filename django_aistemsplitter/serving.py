@@ -49,7 +49,7 @@ from django.utils.translation import gettext
 
 from django_aistemsplitter import contract
 from django_aistemsplitter.conf import get_setting
-from django_aistemsplitter.filestreams import BUFFER_SIZE, open_stored
+from django_aistemsplitter.filestreams import BUFFER_SIZE, is_s3_storage, open_stored
 from django_aistemsplitter.models import SplitJob, Stem
 from django_aistemsplitter.storage import ConfiguredStorage, get_storage
 
@@ -70,8 +70,6 @@ __all__ = [
 CACHE_CONTROL = "private, no-cache"
 #: Query parameters that show a URL is signed (S3 signature v4 and v2, CloudFront).
 SIGNATURE_PARAMETERS = frozenset({"X-Amz-Signature", "Signature"})
-#: Where django-storages keeps its S3 backend (``storages.backends.s3`` and ``s3boto3``).
-S3_MODULE = "storages.backends.s3"
 _RANGE_RE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
 
 
@@ -170,8 +168,7 @@ def _signs_urls(storage: Any) -> bool:
     Its ``url()`` takes ``GetObject`` parameters, so the signed URL can also set
     the response's content type and download name.
     """
-    is_s3 = any(cls.__module__.startswith(S3_MODULE) for cls in type(storage).__mro__)
-    return is_s3 and bool(getattr(storage, "querystring_auth", False))
+    return is_s3_storage(storage) and bool(getattr(storage, "querystring_auth", False))
 
 
 def is_signed_url(url: str) -> bool:

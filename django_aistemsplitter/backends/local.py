@@ -24,6 +24,7 @@ from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines import Engine, get_engine
 from django_aistemsplitter.engines.files import separate_file
 from django_aistemsplitter.engines.isolation import separate_in_child
+from django_aistemsplitter.filestreams import open_stored
 from django_aistemsplitter.jobs import heartbeat_interval
 from django_aistemsplitter.workdirs import remove_dir, staging_dir
 
@@ -75,7 +76,9 @@ class LocalBackend(InProcessBackend):
         try:
             suffix = Path(job.audio.name or "audio").suffix or ".audio"
             source = workdir / f"source{suffix}"
-            with job.audio.open("rb") as src, open(source, "wb") as dst:
+            # Ranges, never the whole object in memory (django-storages' S3 file would).
+            reader, _size = open_stored(job.audio)
+            with reader as src, open(source, "wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
             started = time.monotonic()
             if get_setting("ENGINE_IN_SUBPROCESS"):

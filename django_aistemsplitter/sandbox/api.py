@@ -24,6 +24,7 @@ from django_aistemsplitter.sandbox.bodies import (
     save_body,
     unwrap_multipart,
 )
+from django_aistemsplitter.sandbox.browser import byte_range
 from django_aistemsplitter.sandbox.config import SandboxConfig
 from django_aistemsplitter.sandbox.errors import ApiError, success
 from django_aistemsplitter.sandbox.faults import Faults
@@ -314,21 +315,39 @@ class SandboxApp:
         return Response(payload=success(data))
 
     # --- downloads -----------------------------------------------------------------
-    def _file(self, path: Path) -> Response:
+    def _file(self, path: Path, request: Request) -> Response:
+        """The file, or the one byte range the request asks for (206; 416 past the end)."""
         if not path.is_file():
             raise ApiError(404, "the file is gone")
         ext = path.suffix.lstrip(".")
         content_type = contract.CONTENT_TYPES.get(ext) or (
             mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         )
-        return Response(file=path, content_type=content_type)
+        response = Response(file=path, content_type=content_type)
+        response.headers["Accept-Ranges"] = "bytes"
+        size = path.stat().st_size
+        try:
+            wanted = byte_range(request.headers.get("Range"), size)
+        except ValueError:
+            raise ApiError(
+                416,
+                f"the range is outside the file's {size} bytes",
+                code="RANGE_NOT_SATISFIABLE",
+                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            ) from None
+        if wanted is not None:
+            first, last = wanted
+            response.status = 206
+            response.file_range = wanted
+            response.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return response
 
     def download_upload(self, request: Request) -> Response:
         self.links.signer.verify(DOWNLOAD, request.path, request.query)
         upload = self.store.get_upload(request.params["id"])
         if upload.size is None:
             raise ApiError(404, "nothing was uploaded yet")
-        return self._file(upload.path)
+        return self._file(upload.path, request)
 
     def download_stem(self, request: Request) -> Response:
         self.links.signer.verify(DOWNLOAD, request.path, request.query)
@@ -337,7 +356,7 @@ class SandboxApp:
         path = next((p for p in split.stems.values() if p.name == wanted), None)
         if path is None:
             raise ApiError(404, f"split {split.id} has no stem file {wanted!r}")
-        response = self._file(path)
+        response = self._file(path, request)
         response.truncate_at = self.faults.truncate_at(path.stat().st_size)
         response.bytes_per_second = self.faults.download_rate()
         return response

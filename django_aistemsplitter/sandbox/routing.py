@@ -60,6 +60,8 @@ class Response:
     truncate_at: int | None = None
     #: For a file: pace the body at this many bytes per second (throttled downloads).
     bytes_per_second: int | None = None
+    #: For a file: send only bytes ``first..last`` (inclusive) of it (a ``Range`` answer).
+    file_range: tuple[int, int] | None = None
 
 
 Handler = Callable[[Request], Response]
@@ -98,6 +100,10 @@ class Router:
         full = API_PREFIX + template if kind == API else template
         route = Route(method, template, kind, handler, compile_template(full))
         self._routes.append((full, route))
+
+    def routes_at(self, path: str) -> list[Route]:
+        """Every route whose template matches ``path``, whatever its method."""
+        return [route for _full, route in self._routes if route.pattern.match(path)]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         """The route and its path parameters; 404 or 405 as an :class:`ApiError`."""

@@ -25,11 +25,20 @@ from urllib.parse import parse_qsl, urlsplit
 from django_aistemsplitter import contract
 from django_aistemsplitter.sandbox.api import SandboxApp
 from django_aistemsplitter.sandbox.bodies import CHUNK, is_chunked, read_small_body
+from django_aistemsplitter.sandbox.browser import cors_headers, preflight_headers
 from django_aistemsplitter.sandbox.config import SandboxConfig
 from django_aistemsplitter.sandbox.errors import ApiError
 from django_aistemsplitter.sandbox.faults import ApiFault, Faults
 from django_aistemsplitter.sandbox.processing import Processor
-from django_aistemsplitter.sandbox.routing import API, CONTROL, Request, Response, Route, Router
+from django_aistemsplitter.sandbox.routing import (
+    API,
+    CONTROL,
+    SIGNED,
+    Request,
+    Response,
+    Route,
+    Router,
+)
 from django_aistemsplitter.sandbox.signed_urls import UrlSigner
 from django_aistemsplitter.sandbox.store import Stats, Store
 from django_aistemsplitter.sandbox.webhooks import WebhookDispatcher
@@ -84,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._dispatch()
 
+    def do_OPTIONS(self) -> None:
+        self._preflight()
+
     # --- pipeline ------------------------------------------------------------
     def _dispatch(self) -> None:
         started = time.monotonic()
@@ -97,9 +109,11 @@ class _Handler(BaseHTTPRequestHandler):
             stream=self.rfile,
         )
         label = f"{self.command} (unmatched)"
+        signed = False
         try:
             route, request.params = self.server.router.match(self.command, parts.path)
             label = route.label
+            signed = route.kind == SIGNED
             self.server.app.stats.count_request(label)
             response = self._handle(route, request)
         except ApiError as exc:
@@ -107,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("%s failed", label)
             response = Response(status=500, payload=ApiError(500, "internal error").envelope())
+        if signed:
+            # Errors too: a page can only read why its upload failed with these.
+            response.headers = {**cors_headers(self.headers), **response.headers}
         if not request.body_consumed and self._has_body():
             self.close_connection = True
         try:
@@ -115,6 +132,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elapsed = (time.monotonic() - started) * 1000
         logger.info("%s %d %.1fms", label, response.status, elapsed)
+
+    def _preflight(self) -> None:
+        """A browser's CORS preflight: allowed on the signed routes, 404 elsewhere.
+
+        The API routes take the account's bearer key and are for servers, so a
+        page gets no CORS permission for them (see :mod:`.browser`).
+        """
+        request_id = "req_" + secrets.token_hex(8)
+        path = urlsplit(self.path).path
+        routes = [r for r in self.server.router.routes_at(path) if r.kind == SIGNED]
+        if self._has_body():
+            self.close_connection = True
+        if not routes:
+            error = ApiError(404, "no such endpoint")
+            response = Response(status=404, payload=error.envelope())
+        else:
+            headers = preflight_headers(self.headers, (r.method for r in routes))
+            response = Response(status=204, headers=headers)
+        self._send(response, request_id)
+        logger.info(
+            "OPTIONS %s %d", routes[0].template if routes else "(unmatched)", response.status
+        )
 
     def _has_body(self) -> bool:
         return is_chunked(self.headers) or (self.headers.get("Content-Length") or "0") != "0"
@@ -158,6 +197,15 @@ class _Handler(BaseHTTPRequestHandler):
         if response.file is not None:
             self._send_file(response, request_id)
             return
+        if response.status == 204:
+            self.send_response(204)
+            self.send_header(contract.REQUEST_ID_HEADER, request_id)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            return
         body = json.dumps(response.payload, separators=(",", ":")).encode()
         self.send_response(response.status)
         self._common_headers(response, request_id, "application/json", len(body))
@@ -188,9 +236,14 @@ class _Handler(BaseHTTPRequestHandler):
         outcome = "broken"
         try:
             with response.file.open("rb") as f:
-                size = response.file.stat().st_size
+                first, size = 0, response.file.stat().st_size
+                if response.file_range is not None:
+                    first, last = response.file_range
+                    size = last - first + 1
+                    f.seek(first)
                 cut = response.truncate_at
                 if cut is not None:
+                    cut = min(cut, size)
                     self.close_connection = True
                 self.send_response(response.status)
                 self._common_headers(response, request_id, response.content_type, size)

@@ -279,3 +279,33 @@ def test_serving_and_reconcile_batch_settings(
     settings: Any, config: dict[str, Any], expected: list[str]
 ) -> None:
     assert ids(settings, {**LOCAL_OK, **config}) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"DIRECT_UPLOAD": "ftp"}, ["aistemsplitter.E060"]),
+        ({"DIRECT_UPLOAD": "s3"}, ["aistemsplitter.E060"]),  # file storage in the tests
+        ({"DIRECT_UPLOAD": "hosted"}, ["aistemsplitter.E060"]),  # local backend
+        ({"DIRECT_UPLOAD": "app"}, []),
+        ({"UPLOAD_TICKET_TTL": 0}, ["aistemsplitter.E061"]),
+        ({"MAX_OPEN_UPLOAD_TICKETS": -1}, ["aistemsplitter.E061"]),
+    ],
+)
+def test_direct_upload_settings(settings: Any, config: dict[str, Any], expected: list[str]) -> None:
+    assert ids(settings, {**LOCAL_OK, **config}) == expected
+
+
+def test_direct_upload_to_the_service_fits_the_hosted_backend(settings: Any) -> None:
+    assert ids(settings, {**HOSTED_OK, "DIRECT_UPLOAD": "hosted"}) == []
+
+
+def test_direct_upload_to_s3_fits_an_s3_storage(settings: Any) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": "b", "access_key": "k", "secret_key": "s"},
+        },
+    }
+    assert ids(settings, {**LOCAL_OK, "DIRECT_UPLOAD": "s3"}) == []

@@ -168,3 +168,31 @@ def test_split_from_instance_links_the_job(media_root: Path, tmp_path: Path) -> 
     assert job.source == track
     assert job.source_field == "audio"
     assert list(SplitJob.objects.for_object(track)) == [job]
+
+
+def test_retry_keeps_the_input_of_a_direct_upload_to_the_service_only() -> None:
+    """A job whose audio went straight to the service has no other source: a retry
+    must send that upload again. Any other input is rebuilt on the next submit."""
+    uploaded = {"type": "uploaded_file", "uploadId": "upl_direct"}
+    direct = SplitJob.objects.create(
+        stem_model="htdemucs", backend="hosted", status="failed", remote_input=uploaded
+    )
+    stored = SplitJob.objects.create(
+        stem_model="htdemucs",
+        backend="hosted",
+        status="failed",
+        audio="aistemsplitter/audio/x/take.wav",
+        remote_input={"type": "uploaded_file", "uploadId": "upl_old"},
+    )
+    by_url = SplitJob.objects.create(
+        stem_model="htdemucs",
+        backend="hosted",
+        status="failed",
+        source_url="https://example.com/a.wav",
+        remote_input={"type": "direct_url", "url": "https://example.com/a.wav"},
+    )
+    for job in (direct, stored, by_url):
+        services.retry(job)
+        assert job.status == SplitJob.Status.PENDING
+    assert direct.remote_input == uploaded
+    assert stored.remote_input == {} and by_url.remote_input == {}

@@ -23,6 +23,7 @@ from django_aistemsplitter.backends.base import RemoteBackend
 from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.conf import get_setting
+from django_aistemsplitter.filestreams import open_stored
 
 if TYPE_CHECKING:
     from django_aistemsplitter.models import SplitJob
@@ -143,8 +144,11 @@ class HostedBackend(RemoteBackend):
                 return {"type": "direct_url", "url": url}
         filename = job.original_filename or posixpath.basename(job.audio.name or "") or "audio.wav"
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        # A file object, never read() whole: the client streams it in chunks.
-        with job.audio.open("rb") as fh:
+        # A file object, never read() whole: the client streams it in chunks, and
+        # the reader asks storage for ranges (django-storages' S3 file would
+        # download the whole object into memory first).
+        reader, _size = open_stored(job.audio)
+        with reader as fh:
             uploaded = self.client.upload_file(fh, filename=filename, content_type=content_type)
         return dict(uploaded.to_input())
 

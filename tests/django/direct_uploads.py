@@ -1,0 +1,116 @@
+"""What the direct-upload tests share: sending a ticket's bytes as a client would, a
+200 MB WAV written without holding it, and the memory a step costs.
+"""
+
+from __future__ import annotations
+
+import resource
+import struct
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+MiB = 1024**2
+#: The default MAX_UPLOAD_BYTES, exactly: the largest upload the app accepts.
+BIG_BYTES = 200 * MiB
+RATE, CHANNELS, WIDTH = 44100, 2, 2
+
+
+def send_upload(
+    issued: dict[str, Any], path: Path, content_type: str = "audio/wav"
+) -> httpx.Response:
+    """Send ``path`` the way ``IssuedTicket.as_json()`` says, streaming it from disk.
+
+    ``POST``: a multipart form of ``fields`` in order, then the file as
+    ``file_field``; ``PUT``: the file as the body. ``headers`` go with either.
+    """
+    headers = dict(issued["headers"])
+    with path.open("rb") as handle, httpx.Client(timeout=300) as http:
+        if issued["method"] == "POST":
+            return http.post(
+                issued["url"],
+                data=dict(issued["fields"]),
+                files={issued["file_field"]: (path.name, handle, content_type)},
+                headers=headers,
+            )
+        assert issued["method"] == "PUT", issued
+        headers["Content-Length"] = str(path.stat().st_size)
+        return http.put(issued["url"], content=handle, headers=headers)
+
+
+def write_wav_of_size(path: Path, total_bytes: int) -> float:
+    """A 44.1 kHz stereo 16-bit WAV of exactly ``total_bytes``, written in 1 s blocks.
+
+    The signal is a quiet tone over a little noise (cheap to make, not silence
+    a codec could treat specially). Returns the duration in seconds.
+    """
+    data_bytes = total_bytes - 44
+    frame = CHANNELS * WIDTH
+    assert data_bytes > 0 and data_bytes % frame == 0, "the size must fit whole frames"
+    rng = np.random.default_rng(13)
+    t = np.arange(RATE) / RATE
+    tone = 0.2 * np.sin(2 * np.pi * 220 * t)
+    block = np.stack([tone, np.roll(tone, 50)], axis=1) + 0.01 * rng.standard_normal((RATE, 2))
+    pcm = (np.clip(block, -1, 1) * 32767).astype("<i2").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, CHANNELS, RATE, RATE * frame, frame, 16)
+    header += b"data" + struct.pack("<I", data_bytes)
+    with path.open("wb") as out:
+        out.write(header)
+        left = data_bytes
+        while left:
+            piece = pcm[: min(len(pcm), left)]
+            out.write(piece)
+            left -= len(piece)
+    return data_bytes / frame / RATE
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class Cost:
+    """What one step cost the test process."""
+
+    seconds: float
+    python_peak: int  #: bytes, tracemalloc's peak
+    rss_peak_delta: int  #: bytes, the process's resident peak over its size before
+
+    def __str__(self) -> str:
+        return (
+            f"{self.seconds:.2f} s, Python peak {self.python_peak / MiB:.1f} MiB, "
+            f"RSS peak +{self.rss_peak_delta / MiB:.1f} MiB"
+        )
+
+
+def measure(action: Callable[[], Any]) -> tuple[Any, Cost]:
+    """Run ``action``; its result and its cost (wall time, Python and resident peaks).
+
+    The resident peak is reset first (``/proc/self/clear_refs``), so its delta is
+    this step's own; where that file cannot be written the lifetime peak is used.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _rss_kib("VmRSS")
+    except OSError:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        result = action()
+        seconds = time.monotonic() - started
+        python_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    peak = _rss_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return result, Cost(seconds, python_peak, max(0, peak - before) * 1024)
