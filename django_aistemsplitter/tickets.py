@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -53,7 +53,17 @@ from django_aistemsplitter.validation import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IssuedTicket", "open_ticket", "purge_expired", "redeem", "ticket_ttl"]
+__all__ = [
+    "IssuedTicket",
+    "is_lock_conflict",
+    "open_ticket",
+    "purge_expired",
+    "redeem",
+    "ticket_ttl",
+]
+
+#: PostgreSQL's ``lock_not_available``: a ``NOWAIT`` lock another transaction holds.
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(frozen=True)
@@ -173,6 +183,13 @@ def _unknown() -> InvalidSplitRequest:
     )
 
 
+def is_lock_conflict(exc: OperationalError) -> bool:
+    """Whether ``exc`` is a ``NOWAIT`` row lock refused because another transaction holds it."""
+    cause = exc.__cause__
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return code == LOCK_NOT_AVAILABLE
+
+
 def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
     try:
         key = uuid.UUID(str(ticket_id))
@@ -180,7 +197,24 @@ def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
         raise _unknown() from None
     if getattr(owner, "pk", None) is None:
         raise _unknown()
-    ticket = UploadTicket.objects.select_for_update().filter(pk=key, owner=owner).first()
+    try:
+        # NOWAIT: the app's upload view holds the row for as long as a PUT writes
+        # (minutes for a big file); a split asked for meanwhile is refused at once
+        # rather than holding a web worker until the upload ends.
+        ticket = (
+            UploadTicket.objects.select_for_update(nowait=True).filter(pk=key, owner=owner).first()
+        )
+    except OperationalError as exc:
+        if not is_lock_conflict(exc):
+            raise
+        raise InvalidSplitRequest(
+            _(
+                "The file is still being uploaded, or this upload is being used right now; "
+                "try again once the upload has finished."
+            ),
+            code="upload_busy",
+            field="upload",
+        ) from exc
     if ticket is None:
         raise _unknown()
     if ticket.used_at is not None:
@@ -221,8 +255,10 @@ def redeem(
     The ticket is locked for the check, so two requests racing with one ticket
     make one job. Raises :class:`~django_aistemsplitter.validation.InvalidSplitRequest`:
     ``field="upload"`` with code ``upload_unknown`` (no such ticket, or not the
-    owner's), ``upload_used``, ``upload_expired`` or ``upload_missing`` (nothing,
-    or less than declared, arrived); or any refusal of the validation path. Audio
+    owner's), ``upload_used``, ``upload_expired``, ``upload_missing`` (nothing,
+    or less than declared, arrived) or ``upload_busy`` (the ticket is locked: its
+    upload is still being written, or another request is using it); or any
+    refusal of the validation path. Audio
     that is refused is deleted with its ticket; a refused model or format leaves
     the ticket usable.
     """

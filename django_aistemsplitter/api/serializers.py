@@ -12,13 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from django_aistemsplitter.api.parsers import json_problem, loads
-from django_aistemsplitter.models import OutputFormat, SplitJob, SplitStatus, Stem
+from django_aistemsplitter.models import (
+    OutputFormat,
+    SplitJob,
+    SplitStatus,
+    Stem,
+    UploadDestination,
+)
 from django_aistemsplitter.pricing import engine_seconds, runs_in_process
 from django_aistemsplitter.validation import InvalidSplitRequest, validate_split_request
 
@@ -154,11 +161,39 @@ class _MetadataField(serializers.JSONField):
         return data
 
 
-class SplitCreateSerializer(serializers.Serializer):
-    """A new split: ``audio`` (multipart upload) or ``source_url`` (JSON or form).
+class RefusalMixin:
+    """Turns a refusal of the validation path into a 400 keyed by the field at fault.
+
+    The one mapping of :class:`~django_aistemsplitter.validation.InvalidSplitRequest`
+    to an API answer, shared by every serializer that reports such refusals.
+    """
+
+    def refusal(
+        self, exc: InvalidSplitRequest, *, rename: dict[str, str] | None = None
+    ) -> serializers.ValidationError:
+        """A refusal as a 400 body keyed by the field at fault.
+
+        ``rename`` maps the validation path's field to this request's (the audio
+        of a direct upload was sent as ``upload``, not as ``audio``). A field the
+        request does not have is reported under ``non_field_errors``.
+        """
+        key = exc.field
+        if key and rename:
+            key = rename.get(key, key)
+        key = key if key and key in getattr(self, "fields", {}) else None
+        key = key or api_settings.NON_FIELD_ERRORS_KEY
+        return serializers.ValidationError({key: [str(exc)]}, code=exc.code)
+
+
+class SplitCreateSerializer(RefusalMixin, serializers.Serializer):
+    """A new split: ``audio`` (multipart upload), ``source_url`` (JSON or form) or
+    ``upload`` (the id of a direct-upload ticket whose file has been sent).
 
     :meth:`validate` leaves the accepted request in
-    ``validated_data["split_request"]`` for ``services.create_split``.
+    ``validated_data["split_request"]`` for ``services.create_split``; with
+    ``upload`` it only checks that nothing else was given: the view redeems the
+    ticket (:func:`django_aistemsplitter.tickets.redeem`), which validates the
+    uploaded file on the same path.
     """
 
     audio = serializers.FileField(
@@ -171,6 +206,12 @@ class SplitCreateSerializer(serializers.Serializer):
         allow_blank=True,
         help_text="Alternatively, an http(s) URL the backend fetches (remote backends).",
     )
+    upload = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Alternatively, the `id` of a direct-upload ticket (`POST /splits/uploads/`) "
+        "whose file has been sent; single use, its owner only, before it expires.",
+    )
     stem_model = serializers.CharField(
         required=False,
         help_text="A model the configured backend serves (or its alias, e.g. 6s); "
@@ -181,13 +222,15 @@ class SplitCreateSerializer(serializers.Serializer):
     )
     metadata = _MetadataField(required=False, help_text="Free-form JSON object kept with the job.")
 
-    def refusal(self, exc: InvalidSplitRequest) -> serializers.ValidationError:
-        """A refusal of the validation path as a 400 body keyed by the field at fault."""
-        key = exc.field if exc.field and exc.field in self.fields else None
-        key = key or api_settings.NON_FIELD_ERRORS_KEY
-        return serializers.ValidationError({key: [str(exc)]}, code=exc.code)
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("upload"):
+            if attrs.get("audio") or attrs.get("source_url"):
+                raise serializers.ValidationError(
+                    {"upload": [_("Give one of an audio file, a URL or an upload, not more.")]},
+                    code="source",
+                )
+            return attrs
+        attrs.pop("upload", None)
         try:
             attrs["split_request"] = validate_split_request(
                 attrs.get("audio") or None,
@@ -200,10 +243,69 @@ class SplitCreateSerializer(serializers.Serializer):
         return attrs
 
 
+class UploadTicketRequestSerializer(RefusalMixin, serializers.Serializer):
+    """``POST /splits/uploads/``: the file about to be sent.
+
+    What it may be (size within ``MAX_UPLOAD_BYTES``, a name, the user's open
+    tickets) is :func:`django_aistemsplitter.tickets.open_ticket`'s call; the
+    file's content is validated when the split is created.
+    """
+
+    filename = serializers.CharField(
+        trim_whitespace=False, help_text="The file's name (its last path part is kept)."
+    )
+    size = serializers.IntegerField(help_text="The file's exact size in bytes.")
+    content_type = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Its media type (e.g. audio/wav); guessed from the name when omitted.",
+    )
+
+
+class UploadTicketSerializer(serializers.Serializer):
+    """The answer of ``POST /splits/uploads/``: where and how to send the file."""
+
+    id = serializers.UUIDField(help_text="The ticket id: `upload` of `POST /splits/`.")
+    destination = serializers.ChoiceField(
+        choices=UploadDestination.choices, help_text="Where the bytes go."
+    )
+    url = serializers.URLField(help_text="Send the file here.")
+    method = serializers.ChoiceField(
+        choices=["PUT", "POST"],
+        help_text="PUT: the body is the file. POST: multipart/form-data of `fields` "
+        "(in order), then the file as the part named `file_field`.",
+    )
+    headers = serializers.DictField(
+        child=serializers.CharField(), help_text="Headers to send with the file."
+    )
+    file_field = serializers.CharField(
+        allow_blank=True, help_text="The form part of the file, for a POST."
+    )
+    expires_at = serializers.DateTimeField(help_text="Create the split before this.")
+    max_bytes = serializers.IntegerField(help_text="The size declared; a larger file is refused.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # A field called "fields" cannot be declared: it would hide Serializer.fields.
+        found = super().get_fields()
+        found["fields"] = serializers.DictField(
+            child=serializers.CharField(), help_text="Form fields of a POST, in order."
+        )
+        return found
+
+
 class ErrorSerializer(serializers.Serializer):
     """The body of a 404, 409 or 429 answer (and of 401/403)."""
 
     detail = serializers.CharField()
+
+
+class UploadTicketErrorSerializer(serializers.Serializer):
+    """The body of a 400 answer to ``POST /splits/uploads/``: messages per field."""
+
+    filename = serializers.ListField(child=serializers.CharField(), required=False)
+    size = serializers.ListField(child=serializers.CharField(), required=False)
+    content_type = serializers.ListField(child=serializers.CharField(), required=False)
+    non_field_errors = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class SplitValidationErrorSerializer(serializers.Serializer):
@@ -211,6 +313,7 @@ class SplitValidationErrorSerializer(serializers.Serializer):
 
     audio = serializers.ListField(child=serializers.CharField(), required=False)
     source_url = serializers.ListField(child=serializers.CharField(), required=False)
+    upload = serializers.ListField(child=serializers.CharField(), required=False)
     stem_model = serializers.ListField(child=serializers.CharField(), required=False)
     output_format = serializers.ListField(child=serializers.CharField(), required=False)
     metadata = serializers.ListField(child=serializers.CharField(), required=False)

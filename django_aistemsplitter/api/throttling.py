@@ -7,6 +7,11 @@ creating new ones. (The API has no "split again" action; the admin's bulk
 actions that start work are for staff with the change permission and are not
 throttled.)
 
+Asking for a direct-upload ticket (``POST /splits/uploads/``) counts in the same
+scope: a ticket reserves up to ``MAX_UPLOAD_BYTES`` of storage (or of the
+service's uploads) before any split exists, so it is rationed like one. A direct
+upload thus costs two requests of the scope (the ticket, then the split).
+
 The rate comes from
 ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["aistemsplitter_create"]`` and
 defaults to :data:`DEFAULT_CREATE_RATE`; set it to ``None`` to disable.
@@ -23,9 +28,12 @@ DEFAULT_CREATE_RATE = "60/hour"
 #: The viewset actions that start paid work, throttled together in :data:`CREATE_SCOPE`.
 PAID_ACTIONS = frozenset({"create", "retry"})
 
+#: Every viewset action counted in :data:`CREATE_SCOPE`: paid work, and upload tickets.
+CREATE_SCOPE_ACTIONS = PAID_ACTIONS | {"upload_ticket"}
+
 
 class SplitCreateRateThrottle(UserRateThrottle):
-    """Per user (per IP when anonymous) rate of the actions in :data:`PAID_ACTIONS`."""
+    """Per user (per IP when anonymous) rate of the actions in :data:`CREATE_SCOPE_ACTIONS`."""
 
     scope = CREATE_SCOPE
 

@@ -3,6 +3,7 @@
 * the root (``GET``): links to everything below;
 * ``splits/`` (GET list, POST create), ``splits/<id>/``, ``splits/<id>/retry/``,
   ``splits/<id>/cancel/``, ``splits/<id>/stems/<name>/``;
+* ``splits/uploads/`` (POST): a direct-upload ticket (see :mod:`django_aistemsplitter.tickets`);
 * ``schema/``: the OpenAPI 3 schema (YAML; ``?format=json`` for JSON); public,
   like the root and the Swagger page: they describe the API and hold no data;
 * ``schema/swagger/``: Swagger UI on that schema, from the app's own static files

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_aistemsplitter import services, uploads
+from django_aistemsplitter import services, tickets, uploads
 from django_aistemsplitter.api.pagination import ORDERING, SplitPagination
 from django_aistemsplitter.api.parsers import (
     BODY_LIMIT_ERRORS,
@@ -41,11 +41,15 @@ from django_aistemsplitter.api.serializers import (
     SplitCreateSerializer,
     SplitJobSerializer,
     SplitValidationErrorSerializer,
+    UploadTicketErrorSerializer,
+    UploadTicketRequestSerializer,
+    UploadTicketSerializer,
 )
-from django_aistemsplitter.api.throttling import PAID_ACTIONS, SplitCreateRateThrottle
+from django_aistemsplitter.api.throttling import CREATE_SCOPE_ACTIONS, SplitCreateRateThrottle
 from django_aistemsplitter.exceptions import AiStemSplitterError
 from django_aistemsplitter.models import RETRYABLE, SplitJob
 from django_aistemsplitter.serving import serve, stem_audio, stem_or_404
+from django_aistemsplitter.validation import InvalidSplitRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,6 +95,7 @@ class APIRootView(APIView):
         return Response(
             {
                 "splits": link("split-list"),
+                "uploads": link("split-upload-ticket"),
                 "schema": link("schema"),
                 "swagger_ui": link("swagger-ui"),
             }
@@ -147,6 +152,8 @@ class SplitJobViewSet(
     def get_serializer_class(self) -> Any:
         if self.action == "create":
             return SplitCreateSerializer
+        if self.action == "upload_ticket":
+            return UploadTicketRequestSerializer
         return SplitJobSerializer
 
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
@@ -165,7 +172,7 @@ class SplitJobViewSet(
 
     def get_throttles(self) -> list[Any]:
         throttles = list(super().get_throttles())
-        if self.action in PAID_ACTIONS:
+        if self.action in CREATE_SCOPE_ACTIONS:
             throttles.append(SplitCreateRateThrottle())
         return throttles
 
@@ -198,9 +205,11 @@ class SplitJobViewSet(
     @documented(
         summary="Start a split",
         description=(
-            "Upload audio as multipart/form-data (field `audio`) or send JSON with "
-            "`source_url`. The job is validated (decodable audio, size limit, a model "
-            "the backend serves) before anything is created."
+            "Upload audio as multipart/form-data (field `audio`), send JSON with "
+            "`source_url`, or give `upload`: the id of a direct-upload ticket whose file "
+            "was sent (see `POST /splits/uploads/`). Exactly one of the three. The job is "
+            "validated (decodable audio, size limit, a model the backend serves) before "
+            "anything is created; refused direct-upload audio is deleted."
         ),
         request={
             "multipart/form-data": SplitCreateSerializer,
@@ -220,12 +229,70 @@ class SplitJobViewSet(
             raise serializer.refusal(refused)
         serializer.is_valid(raise_exception=True)  # the one validation path, audio probed once
         data = serializer.validated_data
-        job = services.create_split(
-            data["split_request"], owner=request.user, metadata=data.get("metadata") or None
-        )
+        if data.get("upload"):
+            try:  # the same path, on the file the ticket received
+                job = tickets.redeem(
+                    data["upload"],
+                    owner=request.user,
+                    stem_model=data.get("stem_model") or None,
+                    output_format=data.get("output_format") or None,
+                    metadata=data.get("metadata") or None,
+                )
+            except InvalidSplitRequest as exc:
+                raise serializer.refusal(exc, rename={"audio": "upload"}) from exc
+        else:
+            job = services.create_split(
+                data["split_request"], owner=request.user, metadata=data.get("metadata") or None
+            )
         response = self._job_response(job, status.HTTP_201_CREATED)
         response["Location"] = response.data["url"]
         return response
+
+    @documented(
+        summary="Ask for a direct-upload ticket",
+        description=(
+            "Declare the file (`filename`, exact `size` in bytes, optional `content_type`) "
+            "and get where to send it: `method` PUT (the body is the file, with `headers`) "
+            "or POST (multipart/form-data of `fields`, in order, then the file as the "
+            "part named `file_field`) to `url`, before `expires_at`. Then `POST /splits/` "
+            "with `upload` set to the ticket's `id`. The bytes go straight to storage (S3), "
+            "to the service, or to this site's streaming upload view; a ticket is single "
+            "use and its owner's only. Counts against the create throttle."
+        ),
+        request={"application/json": UploadTicketRequestSerializer},
+        responses={
+            201: UploadTicketSerializer,
+            400: OpenApiResponse(UploadTicketErrorSerializer, description="Invalid request."),
+            401: UNAUTHENTICATED,
+            429: TOO_MANY,
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="uploads",
+        url_name="upload-ticket",
+        parser_classes=(JSONParser, FormParser),  # no multipart: the file goes elsewhere
+    )
+    def upload_ticket(self, request: Request) -> Response:
+        serializer = UploadTicketRequestSerializer(
+            data=request.data, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            issued = tickets.open_ticket(
+                owner=request.user,
+                filename=data["filename"],
+                size=data["size"],
+                content_type=data.get("content_type") or "",
+            )
+        except InvalidSplitRequest as exc:
+            raise serializer.refusal(exc) from exc
+        body = issued.as_json()
+        # The app's own upload view answers with a path: give clients the whole URL.
+        body["url"] = request.build_absolute_uri(body["url"])
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @documented(
         summary="Retry a failed or cancelled job",
