@@ -33,6 +33,7 @@ import fig_client  # noqa: F401
 import fig_engines  # noqa: F401
 import fig_ingest  # noqa: F401
 import fig_pipeline  # noqa: F401
+import fig_uploads  # noqa: F401
 import fig_webhooks  # noqa: F401
 from harness import DEFAULT_BROKER, DEFAULT_DB, FIGURES, Context, Figure, Result, Skip
 

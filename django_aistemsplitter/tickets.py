@@ -41,6 +41,7 @@ from django_aistemsplitter.destinations import (
     choose,
     get_destination,
 )
+from django_aistemsplitter.exceptions import AiStemSplitterError, ConfigurationError
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from django_aistemsplitter.services import create_split
 from django_aistemsplitter.validation import (
@@ -55,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "IssuedTicket",
+    "UploadUnavailableError",
     "is_lock_conflict",
     "open_ticket",
     "purge_expired",
@@ -64,6 +66,13 @@ __all__ = [
 
 #: PostgreSQL's ``lock_not_available``: a ``NOWAIT`` lock another transaction holds.
 LOCK_NOT_AVAILABLE = "55P03"
+
+
+class UploadUnavailableError(AiStemSplitterError):
+    """Where the upload goes could not be reached to prepare it (the service is down).
+
+    Entry points answer 503: the request was fine and may be sent again.
+    """
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,17 @@ def open_ticket(
         size=size,
         expires_at=now + ticket_ttl(),
     )
-    offer = get_destination(ticket.destination).prepare(ticket)
+    try:
+        offer = get_destination(ticket.destination).prepare(ticket)
+    except (InvalidSplitRequest, ConfigurationError):
+        raise
+    except AiStemSplitterError as exc:
+        # The service did not answer the presign (down, 5xx, timeout): the user's
+        # request was fine, so not a 400; the message never carries the service's.
+        logger.warning("upload ticket not issued: %s failed: %r", ticket.destination, exc)
+        raise UploadUnavailableError(
+            _("Uploads cannot be prepared right now; try again in a minute.")
+        ) from exc
     ticket.save(force_insert=True)
     logger.info(
         "upload ticket %s issued (%s, %d bytes) to user %s",

@@ -4,6 +4,10 @@
   picks a model the configured backend serves and an output format; saving
   starts the split through :func:`django_aistemsplitter.services.split`.
   Validation is shared with the API (:mod:`django_aistemsplitter.forms`).
+  With scripts on, the chosen file goes straight to where it is kept (a
+  direct-upload ticket from :mod:`.views`, the script
+  ``aistemsplitter/admin/direct_upload.js``, a progress bar) and the form posts
+  only the ticket's id; without scripts it posts the file as before.
 * The change view is read-only: mirrored remote state is never edited by hand.
   It plays the source and every stem (see :mod:`.views`), draws their
   waveforms and polls a small JSON endpoint while the job runs.
@@ -82,7 +86,9 @@ class SplitJobAdmin(SplitJobViewsMixin):
     ordering = ("-created_at", "-id")
     inlines = (StemInline, WebhookEventInline)
     actions = (split_again, retry_failed, cancel_jobs, redownload_stems)
-    add_fieldsets = ((None, {"fields": ("audio", "source_url", "stem_model", "output_format")}),)
+    add_fieldsets = (
+        (None, {"fields": ("audio", "upload", "source_url", "stem_model", "output_format")}),
+    )
     change_fieldsets = (
         (
             _("Source"),
@@ -165,13 +171,17 @@ class SplitJobAdmin(SplitJobViewsMixin):
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
         if obj is None:
-            kwargs["form"] = self.add_form
+            # The user redeems their own upload tickets; the script asks for one here.
+            attrs: dict[str, Any] = {
+                "upload_owner": request.user,
+                "ticket_url": job_admin_url("upload_ticket"),
+            }
             if request.method == "POST":
                 request.FILES  # noqa: B018 - parse the body now, through the upload handlers
                 refused = uploads.refusal(request)
                 if refused is not None:
-                    attrs = {"upload_refusal": refused}
-                    kwargs["form"] = type(self.add_form.__name__, (self.add_form,), attrs)
+                    attrs["upload_refusal"] = refused
+            kwargs["form"] = type(self.add_form.__name__, (self.add_form,), attrs)
         return super().get_form(request, obj, change=change, **kwargs)
 
     def change_view(
@@ -218,6 +228,13 @@ class SplitJobAdmin(SplitJobViewsMixin):
     ) -> None:
         if change:
             return  # every field of a job is read-only
+        job = form.cleaned_data.get("job")
+        if job is not None:
+            # A direct upload: the form redeemed its ticket, which created the job.
+            obj.pk = job.pk
+            obj._state.adding = False
+            obj.refresh_from_db()
+            return
         try:
             # The form's clean() validated the request (and probed the audio) once.
             job = services.create_split(form.cleaned_data["split_request"], owner=request.user)

@@ -19,7 +19,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -80,6 +80,14 @@ def _first_challenge(authenticators: Any, request: Request) -> str:
         if header:
             return str(header)
     return ""  # none: DRF then answers 403
+
+
+class ServiceUnavailable(APIException):
+    """503: something the request needs (the service's upload presign) is not answering."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Temporarily unavailable; try again later."
+    default_code = "unavailable"
 
 
 class APIRootView(APIView):
@@ -289,6 +297,8 @@ class SplitJobViewSet(
             )
         except InvalidSplitRequest as exc:
             raise serializer.refusal(exc) from exc
+        except tickets.UploadUnavailableError as exc:
+            raise ServiceUnavailable(str(exc)) from exc
         body = issued.as_json()
         # The app's own upload view answers with a path: give clients the whole URL.
         body["url"] = request.build_absolute_uri(body["url"])

@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from tests.api.helpers import files_under, wav_bytes
+from tests.sandbox_process import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls")]
 
@@ -350,3 +351,25 @@ def test_hostile_file_names_stay_in_their_folder(
     [stored] = files_under(media_root)
     assert stored.is_relative_to(media_root)
     assert split_from(api, str(ticket.pk)).status_code == 201
+
+
+def test_a_service_that_does_not_answer_is_a_503_not_a_500(settings: Any, api: APIClient) -> None:
+    """The hosted destination presigns on the service; a refused connection is a real
+    fault (nothing listens on the port), answered 503 without the service's URL."""
+    base_url = f"http://127.0.0.1:{free_port()}/v1"
+    settings.AISTEMSPLITTER = {
+        **settings.AISTEMSPLITTER,
+        "BACKEND": "hosted",
+        "API_KEY": "ast_test_unreachable",
+        "BASE_URL": base_url,
+        "HTTP_MAX_RETRIES": 0,
+        "HTTP_TIMEOUT": 2.0,
+        "DIRECT_UPLOAD": "hosted",
+    }
+    response = api.post(
+        UPLOADS, {"filename": "take.wav", "size": 1000, "content_type": "audio/wav"}, format="json"
+    )
+    assert response.status_code == 503, response.content
+    assert "try again" in response.json()["detail"]
+    assert "127.0.0.1" not in response.content.decode()
+    assert not UploadTicket.objects.exists()
