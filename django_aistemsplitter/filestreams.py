@@ -4,8 +4,9 @@
 downloads the whole object into memory on its first read: a 300 MB stem served
 or drawn that way costs 300 MB of the process. :func:`open_stored` returns a
 seekable binary reader instead, which for an S3 object asks for byte ranges as it
-is read (one streamed ``GET`` while reading forward, a new one after a seek), so
-serving a range or computing a waveform holds one buffer, never the object.
+is read (:class:`RangeReader`: growing windows while reading forward, a new one
+after a seek), so serving a range or computing a waveform holds one buffer,
+never the object.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from typing import IO, Any
 
 from django.db.models.fields.files import FieldFile
 
-__all__ = ["BUFFER_SIZE", "S3_MODULE", "RangedObjectReader", "is_s3_storage", "open_stored"]
+__all__ = [
+    "BUFFER_SIZE",
+    "FIRST_WINDOW",
+    "LAST_WINDOW",
+    "S3_MODULE",
+    "RangeReader",
+    "RangedObjectReader",
+    "is_s3_storage",
+    "open_stored",
+]
 
 #: Bytes read from storage at a time.
 BUFFER_SIZE = 256 * 1024
@@ -33,22 +43,36 @@ def is_s3_storage(storage: Any) -> bool:
     return any(cls.__module__.startswith(S3_MODULE) for cls in type(storage).__mro__)
 
 
-class RangedObjectReader(io.RawIOBase):
-    """A seekable reader of a boto3 ``s3.Object`` that never holds more than one read.
+#: First and largest span (bytes) one ranged ``GET`` asks for. Reading forward,
+#: each next request asks for twice the last: a probe of a header costs one small
+#: request, streaming a whole stem a handful. A bounded range also spares servers
+#: (moto, some S3-compatible stores) that prepare all of an open-ended one.
+FIRST_WINDOW = 1024**2
+LAST_WINDOW = 64 * 1024**2
 
-    Reading forward consumes one streamed response (``Range: bytes=<pos>-``);
-    seeking elsewhere drops it, and the next read opens another at the new
-    position. ``extra`` goes with every ``GET`` (SSE-C keys, for instance).
+
+class RangeReader(io.RawIOBase):
+    """A seekable reader of ``size`` remote bytes, fetched in ranges, one at a time.
+
+    Reading forward consumes one streamed response for a window of the file
+    (``Range: bytes=<pos>-<end>``), then asks for the next, twice as large, up to
+    :data:`LAST_WINDOW`; a seek elsewhere drops the response and starts again
+    from :data:`FIRST_WINDOW`, so never more than one read is held. Subclasses
+    say how a range is fetched (:meth:`_fetch`) and released (:meth:`_release`).
     """
 
-    def __init__(self, obj: Any, size: int, **extra: Any) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self._obj = obj
         self._size = size
-        self._extra = extra
         self._pos = 0
         self._body: Any = None
         self._body_pos = -1
+        self._body_end = -1
+        self._window = FIRST_WINDOW
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     def readable(self) -> bool:
         return True
@@ -67,27 +91,65 @@ class RangedObjectReader(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        if self._pos >= self._size or not len(buffer):
+        wanted = min(len(buffer), self._size - self._pos)
+        if wanted <= 0:
             return 0
-        if self._body is None or self._body_pos != self._pos:
+        if self._body is not None and self._body_pos == self._body_end == self._pos:
+            self._window = min(self._window * 2, LAST_WINDOW)  # reading on: a larger range
             self._drop_body()
-            response = self._obj.get(Range=f"bytes={self._pos}-", **self._extra)
-            self._body, self._body_pos = response["Body"], self._pos
-        data = self._body.read(len(buffer))
+        elif self._body is None or self._body_pos != self._pos:
+            self._window = FIRST_WINDOW
+            self._drop_body()
+        if self._body is None:
+            end = min(self._size, self._pos + self._window)
+            self._body = self._fetch(self._pos, end - 1)
+            self._body_pos, self._body_end = self._pos, end
+        data = self._read(self._body, min(wanted, self._body_end - self._pos))
         count = len(data)
         buffer[:count] = data
         self._pos += count
         self._body_pos += count
         return count
 
+    def _fetch(self, first: int, last: int) -> Any:
+        """A streamed body of bytes ``first`` to ``last`` (inclusive)."""
+        raise NotImplementedError
+
+    def _read(self, body: Any, count: int) -> bytes:
+        """Up to ``count`` bytes of ``body``; at least one unless the body ended early."""
+        data = body.read(count)
+        if not data:
+            raise OSError("the storage ended the file early")
+        return bytes(data)
+
+    def _release(self, body: Any) -> None:
+        body.close()
+
     def _drop_body(self) -> None:
         if self._body is not None:
-            self._body.close()
-            self._body = None
+            body, self._body = self._body, None
+            self._release(body)
+        self._body_pos = self._body_end = -1
 
     def close(self) -> None:
-        self._drop_body()
+        if not self.closed:
+            self._drop_body()
         super().close()
+
+
+class RangedObjectReader(RangeReader):
+    """A :class:`RangeReader` of a boto3 ``s3.Object``.
+
+    ``extra`` goes with every ``GET`` (SSE-C keys, for instance).
+    """
+
+    def __init__(self, obj: Any, size: int, **extra: Any) -> None:
+        super().__init__(size)
+        self._obj = obj
+        self._extra = extra
+
+    def _fetch(self, first: int, last: int) -> Any:
+        return self._obj.get(Range=f"bytes={first}-{last}", **self._extra)["Body"]
 
 
 def _download_parameters(storage: Any, name: str) -> dict[str, Any]:

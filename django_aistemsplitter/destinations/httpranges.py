@@ -4,8 +4,9 @@ The hosted destination validates an upload where it landed, on the service's
 storage: the decoder reads a header, seeks to the end for the length, maybe
 reads a frame near the end. Downloading 200 MB for that would cost the time and
 (in a buffer) the memory direct uploads exist to save, so :class:`HttpRangeReader`
-asks for the bytes from where the reader is: one streamed ``GET`` while reading
-forward, a new one after a seek, never more than one buffer held. The size comes
+asks for the bytes from where the reader is, the way a stored S3 object is read
+(:class:`~django_aistemsplitter.filestreams.RangeReader`: growing windows while
+reading forward, a new one after a seek, never more than one buffer held). The size comes
 from :func:`open_url`'s probe (``Range: bytes=0-0``), which transfers one byte.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 import httpx
+
+from django_aistemsplitter.filestreams import RangeReader
 
 __all__ = [
     "BUFFER_SIZE",
@@ -81,13 +84,41 @@ def _range_start(response: httpx.Response) -> int | None:
     return int(found.group(1)) if found is not None and found.group(1) is not None else None
 
 
-class HttpRangeReader(io.RawIOBase):
-    """A seekable reader of ``url`` (``size`` bytes) that holds at most one read.
+class _RangeBody:
+    """The bytes of one ranged answer, from the position asked for (the start skipped
+    when a server ignored ``Range`` and sent the whole file)."""
 
-    Reading forward consumes one streamed response (``Range: bytes=<pos>-``);
-    seeking elsewhere closes it and the next read opens another at the new
-    position. A server that ignores ``Range`` (200) still works: the bytes before
-    the position are read and dropped, slowly but correctly. A connection that
+    def __init__(self, response: httpx.Response, skip: int) -> None:
+        self._response = response
+        self._chunks: Iterator[bytes] = response.iter_raw(BUFFER_SIZE)
+        self._pending = b""
+        while skip > 0:
+            chunk = self._next()
+            if len(chunk) > skip:
+                self._pending = chunk[skip:]
+            skip -= len(chunk)
+
+    def _next(self) -> bytes:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            raise RemoteFileError("the server ended the file early")
+        return chunk
+
+    def read(self, count: int) -> bytes:
+        if not self._pending:
+            self._pending = self._next()
+        data, self._pending = self._pending[:count], self._pending[count:]
+        return data
+
+    def close(self) -> None:
+        self._response.close()
+
+
+class HttpRangeReader(RangeReader):
+    """A :class:`~django_aistemsplitter.filestreams.RangeReader` of ``url`` (``size`` bytes).
+
+    A server that ignores ``Range`` (200) still works: the bytes before the
+    position are read and dropped, slowly but correctly. A connection that
     breaks mid-read is reopened at the same position (:data:`READ_ATTEMPTS`).
     ``client`` is closed with the reader when ``owns_client`` is true.
     """
@@ -95,112 +126,47 @@ class HttpRangeReader(io.RawIOBase):
     def __init__(
         self, client: httpx.Client, url: str, size: int, *, owns_client: bool = False
     ) -> None:
-        super().__init__()
+        super().__init__(size)
         self._client = client
         self._url = url
-        self._size = size
         self._owns_client = owns_client
-        self._pos = 0
-        self._response: httpx.Response | None = None
-        self._chunks: Iterator[bytes] | None = None
-        self._pending = b""
-        self._body_pos = -1
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        if base + offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = base + offset
-        return self._pos
 
     def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), self._size - self._pos)
-        if wanted <= 0:
-            return 0
         for attempt in range(READ_ATTEMPTS):
             try:
-                data = self._read(wanted)
-                break
+                return super().readinto(buffer)
             except httpx.TransportError as exc:
-                self._drop_response()
+                self._drop_body()
                 if attempt == READ_ATTEMPTS - 1:
                     raise RemoteFileError(f"reading failed: {type(exc).__name__}") from None
             except httpx.HTTPError as exc:
-                self._drop_response()
+                self._drop_body()
                 raise RemoteFileError(f"reading failed: {type(exc).__name__}") from None
-        count = len(data)
-        buffer[:count] = data
-        self._pos += count
-        self._body_pos += count
-        return count
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, wanted: int) -> bytes:
-        if self._chunks is None or self._body_pos != self._pos:
-            self._open_at(self._pos)
-        assert self._chunks is not None
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                raise RemoteFileError("the server ended the file early")
-            self._pending = chunk
-        data, self._pending = self._pending[:wanted], self._pending[wanted:]
-        return data
-
-    def _open_at(self, position: int) -> None:
-        self._drop_response()
+    def _fetch(self, first: int, last: int) -> _RangeBody:
         request = self._client.build_request(
-            "GET", self._url, headers={**_IDENTITY, "Range": f"bytes={position}-"}
+            "GET", self._url, headers={**_IDENTITY, "Range": f"bytes={first}-{last}"}
         )
         response = self._client.send(request, stream=True)
         if response.status_code not in (200, 206):
             response.close()
             raise _status_error(response)
-        self._response = response
-        self._chunks = response.iter_raw(BUFFER_SIZE)
-        self._pending = b""
         start = _range_start(response) if response.status_code == 206 else 0
-        if start is None or start > position:
-            self._drop_response()
+        if start is None or start > first:
+            response.close()
             raise RemoteFileError("the server answered another range than the one asked for")
-        self._body_pos = start
-        self._skip(position - start)
-
-    def _skip(self, count: int) -> None:
-        """Drop ``count`` bytes of the open response (a server that sent from further back)."""
-        assert self._chunks is not None
-        while count > 0:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                raise RemoteFileError("the server ended the file early")
-            if len(chunk) > count:
-                self._pending = chunk[count:]
-            self._body_pos += min(count, len(chunk))
-            count -= len(chunk)
-
-    def _drop_response(self) -> None:
-        if self._response is not None:
-            self._response.close()
-        self._response, self._chunks, self._pending, self._body_pos = None, None, b"", -1
+        try:
+            return _RangeBody(response, first - start)
+        except BaseException:
+            response.close()
+            raise
 
     def close(self) -> None:
         if not self.closed:
-            self._drop_response()
+            super().close()
             if self._owns_client:
                 self._client.close()
-        super().close()
 
 
 def open_url(url: str, *, timeout: float = 30.0) -> tuple[IO[bytes], int]:
