@@ -10,10 +10,13 @@ policy (:mod:`django_aistemsplitter.client.downloads`); this module maps the
 settings onto it.
 
 Downloads go to a temporary directory first. Only when every stem is complete
-are they written to storage, and the :class:`Stem` rows plus the job's move to
-``succeeded`` happen in the same transaction, under a row lock on the job. If
-anything fails, the files written so far are deleted again, so a crash or a
-retry never leaves a partial stem or a duplicate row.
+are they written to storage, with no lock held (an upload of a big stem takes
+seconds, and nothing else that writes the job should wait for it); then the
+:class:`Stem` rows plus the job's move to ``succeeded`` happen in one short
+transaction, under a row lock on the job that covers the rows only. If anything
+fails, or the job turns out to be finished or cancelled once the lock is taken,
+the files written are deleted again, so a crash or a retry never leaves a
+partial stem, an orphan file or a duplicate row.
 """
 
 from __future__ import annotations
@@ -192,7 +195,8 @@ def _heartbeat(job: SplitJob) -> None:
 
     ``reconcile_splits`` re-queues jobs silent too long; a long download would
     otherwise look stuck and get a second ingest queued behind it: harmless (the
-    commit is locked) but twice the traffic.
+    second run waits while this one is alive, and the commit re-checks the job
+    under its lock) but twice the traffic.
     """
     heartbeat(job)
 
@@ -215,58 +219,65 @@ def stage_local_files(files: Mapping[str, Path]) -> list[StagedStem]:
 
 
 def commit_stems(job: SplitJob, staged: list[StagedStem], *, replace: bool = False) -> bool:
-    """Store ``staged`` and create the Stem rows + mark the job succeeded, atomically.
+    """Store ``staged``, then create the Stem rows and mark the job succeeded, atomically.
 
-    Returns False (storing nothing) when another run already finished the job or
-    it was cancelled meanwhile. ``replace`` re-stores the stems of an already
-    succeeded job (re-download) in place of the old files.
+    The files go to storage first, outside any transaction: an upload takes as
+    long as the stem is big, and a webhook, a cancel or a heartbeat for the job
+    must not wait for it. Only then is the job's row locked, for the rows alone.
+    If, under the lock, the job is no longer ingestible (another run stored its
+    stems, it was cancelled or deleted meanwhile), the files just written are
+    deleted again and nothing else changes: the answer is False. ``replace``
+    re-stores the stems of an already succeeded job (re-download) in place of
+    the old files.
+
+    Runs of one job do not overlap (:func:`~django_aistemsplitter.jobs.begin_run`),
+    so a file found at a stem's path that no row points to was left by a run that
+    died between its upload and its commit: it is replaced.
     """
+    if not _ingestible(SplitJob.objects.filter(pk=job.pk).first(), replace=replace):
+        logger.info("split job %s is no longer ingestible; not storing stems", job.pk)
+        return False
     storage = get_storage()
-    written: list[str] = []
-    referenced: set[str] = set()
+    referenced = set(Stem.objects.filter(job_id=job.pk).values_list("file", flat=True))
+    written = _store(storage, job, staged, referenced)
     to_delete_after: list[str] = []
     created: list[Stem] = []
     try:
         with transaction.atomic():
-            locked = SplitJob.objects.select_for_update().get(pk=job.pk)
-            if replace:
-                if locked.status != SplitStatus.SUCCEEDED:
-                    return False
-            elif locked.status in TERMINAL:
-                logger.info("split job %s is already %s; not storing stems", job.pk, locked.status)
-                return False
-            existing = {stem.name: stem for stem in locked.stems.all()}
-            referenced = {stem.file.name for stem in existing.values()}
-            for item in staged:
-                stem = existing.get(item.name) or Stem(job=locked, name=item.name)
-                target = stem_upload_to(stem, f"{item.name}.{item.ext}")
-                if target not in referenced and storage.exists(target):
-                    # Left behind by a run that crashed after storing, before commit.
-                    storage.delete(target)
-                with open(item.path, "rb") as fh:
-                    saved = storage.save(target, File(fh, name=posixpath.basename(target)))
-                written.append(saved)
-                if stem.pk and stem.file.name and stem.file.name != saved:
-                    to_delete_after.append(stem.file.name)
-                stem.file.name = saved
-                stem.format = item.ext
-                stem.size = item.size
-                stem.sha256 = item.sha256
-                stem.duration_seconds = item.info.duration
-                stem.sample_rate = item.info.sample_rate
-                stem.channels = item.info.channels
-                stem.save()
-                created.append(stem)
-            if not replace:
-                locked.advance(SplitStatus.SUCCEEDED, progress=1.0, error_code="", error_message="")
-            job.refresh_from_db()
+            locked = SplitJob.objects.select_for_update().filter(pk=job.pk).first()
+            if locked is None or not _ingestible(locked, replace=replace):
+                logger.info("split job %s finished meanwhile; discarding its upload", job.pk)
+                stored = False
+            else:
+                existing = {stem.name: stem for stem in locked.stems.all()}
+                for item, saved in zip(staged, written, strict=True):
+                    stem = existing.get(item.name) or Stem(job=locked, name=item.name)
+                    if stem.pk and stem.file.name and stem.file.name != saved:
+                        to_delete_after.append(stem.file.name)
+                    stem.file.name = saved
+                    stem.format = item.ext
+                    stem.size = item.size
+                    stem.sha256 = item.sha256
+                    stem.duration_seconds = item.info.duration
+                    stem.sample_rate = item.info.sample_rate
+                    stem.channels = item.info.channels
+                    stem.save()
+                    created.append(stem)
+                if not replace:
+                    locked.advance(
+                        SplitStatus.SUCCEEDED, progress=1.0, error_code="", error_message=""
+                    )
+                job.refresh_from_db()
+                stored = True
     except IntegrityError:
         logger.info("split job %s: stems were stored by a concurrent run", job.pk)
-        _delete(storage, [name for name in written if name not in referenced])
-        return False
+        stored = False
     except BaseException:
-        _delete(storage, [name for name in written if name not in referenced])
+        _discard(storage, written, referenced)
         raise
+    if not stored:
+        _discard(storage, written, referenced)
+        return False
 
     def announce() -> None:
         _delete(storage, to_delete_after)
@@ -278,6 +289,56 @@ def commit_stems(job: SplitJob, staged: list[StagedStem], *, replace: bool = Fal
     transaction.on_commit(announce)
     logger.info("split job %s: stored %d stems", job.pk, len(created))
     return True
+
+
+def _ingestible(job: SplitJob | None, *, replace: bool) -> bool:
+    """Whether stems may be stored for ``job``: it exists and is unfinished (or, for a
+    re-download, succeeded)."""
+    if job is None:
+        return False
+    if replace:
+        return job.status == SplitStatus.SUCCEEDED
+    return job.status not in TERMINAL
+
+
+def _store(
+    storage: Storage, job: SplitJob, staged: list[StagedStem], referenced: set[str]
+) -> list[str]:
+    """Write every staged stem to storage (no lock held); returns the names, in order.
+
+    ``referenced`` holds the files the job's rows point to now. If a write fails,
+    what this call wrote so far is deleted again before the error propagates.
+    """
+    written: list[str] = []
+    try:
+        for item in staged:
+            target = stem_upload_to(Stem(job_id=job.pk, name=item.name), f"{item.name}.{item.ext}")
+            if target not in referenced and storage.exists(target):
+                # Left behind by a run that died after storing, before its commit.
+                storage.delete(target)
+            with open(item.path, "rb") as fh:
+                written.append(storage.save(target, File(fh, name=posixpath.basename(target))))
+    except BaseException:
+        _discard(storage, written, referenced)
+        raise
+    return written
+
+
+def _discard(storage: Storage, written: list[str], referenced: set[str]) -> None:
+    """Delete the files of an upload that was not committed, except any a row points to.
+
+    A storage that overwrites (S3 by default) may have written onto the very name
+    a committed stem uses (a re-download, or a run that lost to another): that
+    file stays. Which names rows point to is read again now; if the database
+    cannot say (the error being handled may be its own), ``referenced`` (read
+    before the upload) stands in.
+    """
+    try:
+        kept = set(Stem.objects.filter(file__in=written).values_list("file", flat=True))
+    except Exception:
+        logger.warning("split stems: could not re-read stored names; using the earlier ones")
+        kept = referenced
+    _delete(storage, [name for name in written if name not in kept])
 
 
 def _delete(storage: Storage, names: Iterable[str]) -> None:

@@ -2,11 +2,11 @@
 
 Webhooks, polls, reconciliation and the submitting task all funnel through
 :func:`apply_remote_split`, so the forward-only rule (``SplitJob.advance``) and
-the follow-ups (download the stems once, announce a failure once) are decided in
-one place, whatever order the updates arrive in and however often. It returns
-what should happen next (an :class:`~django_aistemsplitter.dispatch.Step`);
-:func:`mirror` applies and asks for that step, so this module never imports the
-tasks that do the work.
+the follow-ups (queue the stems' download once, see :func:`claim_ingest`;
+announce a failure once) are decided in one place, whatever order the updates
+arrive in and however often. It returns what should happen next (an
+:class:`~django_aistemsplitter.dispatch.Step`); :func:`mirror` applies and asks
+for that step, so this module never imports the tasks that do the work.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from django.utils import timezone
 from django_aistemsplitter import contract, signals
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.dispatch import Step, send_on_commit
-from django_aistemsplitter.models import ACTIVE, STATUS_RANK, TERMINAL, SplitJob, SplitStatus
+from django_aistemsplitter.models import (
+    ACTIVE,
+    STATUS_RANK,
+    TERMINAL,
+    SplitJob,
+    SplitStatus,
+    statuses_before,
+)
 from django_aistemsplitter.pricing import estimate_cost
 
 if TYPE_CHECKING:
@@ -48,9 +55,10 @@ _REMOTE_TO_JOB = {
 def could_advance(job: SplitJob, remote_status: str) -> bool:
     """Whether a remote status could still change ``job`` (webhooks drop the rest).
 
-    A terminal job is done. A success matters until the stems are stored, since
-    it (re)queues their download even while one runs. Any other status matters
-    unless it maps behind the job's status; an unknown one is left to a fresh GET.
+    A terminal job is done. A success matters until the stems are stored: it
+    queues their download if nobody has yet (:func:`claim_ingest`), else it still
+    records the usage it carries. Any other status matters unless it maps behind
+    the job's status; an unknown one is left to a fresh GET.
     """
     if job.status in TERMINAL:
         return False
@@ -104,8 +112,10 @@ def apply_remote_split(job: SplitJob, split: Split) -> Applied:
     """Record ``split`` (the backend's state of ``job``) on the job; forward only.
 
     * queued/processing: status, progress, usage;
-    * succeeded: usage and progress 1.0; the next step is ``INGEST`` (ingest is
-      idempotent, so duplicate webhooks asking for it again are harmless);
+    * succeeded: usage and progress 1.0, and the job moves to ``downloading``
+      (:func:`claim_ingest`); only the caller whose update moved it gets
+      ``INGEST`` as the next step, so a poll and a webhook (or two deliveries)
+      reporting the same success queue one ingest, not two;
     * failed: the job fails with the service's error and ``split_failed`` is sent.
 
     A stale or backwards update changes nothing (a falsy result).
@@ -132,17 +142,43 @@ def apply_remote_split(job: SplitJob, split: Split) -> Applied:
         )
     if split.status == contract.SUCCEEDED:
         fields["progress"] = 1.0
-    changed = False
+        if job.status != SplitStatus.DOWNLOADING:
+            if claim_ingest(job, **fields):
+                return Applied(True, Step.INGEST)
+            # Another caller claimed it first (or the job ended): its ingest is queued.
+            job.refresh_from_db()
+            if job.is_terminal:
+                return Applied(False)
     if job.status == SplitStatus.DOWNLOADING:
-        # Already past "processing": record usage without moving the status back.
-        if fields:
-            changed = bool(
-                SplitJob.objects.filter(pk=job.pk, status=SplitStatus.DOWNLOADING).update(**fields)
-            )
-    else:
-        changed = job.advance(status, **fields)
-    next_step = Step.INGEST if split.status == contract.SUCCEEDED else None
-    return Applied(changed, next_step)
+        # Already past "processing" (an ingest is queued or running): record usage
+        # without moving the status back, and without asking for a second ingest.
+        changed = bool(fields) and bool(
+            SplitJob.objects.filter(pk=job.pk, status=SplitStatus.DOWNLOADING).update(**fields)
+        )
+        return Applied(changed)
+    return Applied(job.advance(status, **fields))
+
+
+def claim_ingest(job: SplitJob, **fields: Any) -> bool:
+    """Move ``job`` to ``downloading`` (with ``fields``); True for the caller that moved it.
+
+    This is the ingest's claim, kept in the job's own state: one conditional
+    UPDATE, so of two writers racing here (PostgreSQL makes the second re-read
+    the row once the first commits) exactly one wins and queues the ingest; the
+    other, and anyone later, sees ``downloading`` and queues nothing. The claim
+    cannot strand a job: if its message is lost or its worker dies, the job stays
+    ``downloading`` without a heartbeat, and reconciliation queues the ingest
+    again once it has been quiet for ``RECONCILE_AFTER``.
+    """
+    now = timezone.now()
+    values = {"status": SplitStatus.DOWNLOADING, "updated_at": now, **fields}
+    claimed = SplitJob.objects.filter(
+        pk=job.pk, status__in=statuses_before(SplitStatus.DOWNLOADING)
+    ).update(**values)
+    if claimed:
+        for key, value in values.items():
+            setattr(job, key, value)
+    return bool(claimed)
 
 
 def mirror(job: SplitJob, split: Split) -> Applied:

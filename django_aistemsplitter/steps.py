@@ -8,7 +8,10 @@ polls and reconciliation may ask for the same work twice:
 
 * :func:`submit` sends the job's idempotency key, so a replay returns the same
   remote split; the unique (backend, remote id) constraint backs it;
-* :func:`ingest` stores stems under a row lock and checks the status first;
+* :func:`ingest` uploads the stems, then commits their rows under a short row
+  lock that re-checks the job's status first; the move to ``downloading``
+  (:func:`~django_aistemsplitter.jobs.claim_ingest`) makes a poll and a webhook
+  reporting the same success queue it once;
 * status changes go through ``SplitJob.advance`` (forward only).
 
 A step returns a short outcome for the task result. It handles the failures
@@ -30,10 +33,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
-from django.db import DatabaseError
-from django.db.models import F, Q
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from django_aistemsplitter import contract, deliveries
@@ -83,6 +87,7 @@ __all__ = [
     "poll",
     "poll_delay",
     "reconcile",
+    "reconcile_batch_size",
     "refresh",
     "submit",
 ]
@@ -329,6 +334,13 @@ def ingest(job: SplitJob, *, force: bool = False) -> str:
     The split is fetched again first: stem URLs are presigned and expire, and a
     fresh GET also tells whether the webhook that triggered us was stale.
     ``force`` re-downloads the stems of a job that already succeeded.
+
+    The job is normally ``downloading`` already: whoever saw the success first
+    claimed the ingest (:func:`~django_aistemsplitter.jobs.claim_ingest`). A
+    redelivery of this step, or reconcile's after a worker died, finds it
+    there and runs it again; two at once do not run side by side (the second
+    is :class:`RunBusyError`), and the commit stores nothing for a job that
+    finished meanwhile.
     """
     if job.is_terminal and not (force and job.status == SplitStatus.SUCCEEDED):
         return f"skipped: already {job.status}"
@@ -371,28 +383,45 @@ def ingest(job: SplitJob, *, force: bool = False) -> str:
 # --- reconcile ------------------------------------------------------------------
 
 
-def _fail_overdue(now: datetime) -> int:
-    """Fail every unfinished job past ``JOB_TIMEOUT``; returns how many.
+def _fail_overdue(now: datetime, limit: int) -> int:
+    """Fail up to ``limit`` unfinished jobs past ``JOB_TIMEOUT``; returns how many.
 
     The deadline runs from the job's submission, or from its creation while it
     was never submitted. A retried job waiting for its new submission has no
     ``submitted_at`` and attempts behind it: the reconcile attempt cap bounds it.
+    The jobs are locked with ``SKIP LOCKED``, as in :func:`reconcile`.
     """
     timeout = get_setting("JOB_TIMEOUT")
-    if not timeout:
+    if not timeout or limit <= 0:
         return 0
-    limit = now - timedelta(seconds=float(timeout))
-    overdue = SplitJob.objects.active().filter(
-        Q(submitted_at__lt=limit) | Q(submitted_at__isnull=True, attempts=0, created_at__lt=limit)
+    deadline = now - timedelta(seconds=float(timeout))
+    overdue = (
+        SplitJob.objects.active()
+        .filter(
+            Q(submitted_at__lt=deadline)
+            | Q(submitted_at__isnull=True, attempts=0, created_at__lt=deadline)
+        )
+        .order_by("created_at")
     )
     failed = 0
-    for job in overdue.iterator():
-        failed += fail(
-            job,
-            "JOB_TIMEOUT",
-            f"the job was still {job.status} after JOB_TIMEOUT ({float(timeout):g} s)",
-        )
+    with transaction.atomic():
+        for job in _lock_batch(overdue, limit):
+            failed += fail(
+                job,
+                "JOB_TIMEOUT",
+                f"the job was still {job.status} after JOB_TIMEOUT ({float(timeout):g} s)",
+            )
     return failed
+
+
+def _lock_batch(queryset: QuerySet[SplitJob], limit: int) -> list[SplitJob]:
+    """The first ``limit`` rows of ``queryset`` nobody else has locked, locked until commit.
+
+    ``SELECT ... FOR UPDATE SKIP LOCKED``: a concurrent reconcile run skips the
+    rows this one holds and takes the next ones, instead of the same ones or a
+    wait. (Databases without row locks run the plain SELECT.)
+    """
+    return list(queryset.select_for_update(skip_locked=True)[:limit])
 
 
 def _next_step(job: SplitJob) -> Step | None:
@@ -412,51 +441,81 @@ def _next_step(job: SplitJob) -> Step | None:
 _COUNT_NAMES = {Step.SUBMIT: "submitted", Step.REFRESH: "refreshed", Step.INGEST: "ingested"}
 
 
-def reconcile(*, older_than: float | None = None) -> dict[str, int]:
+def reconcile_batch_size(batch_size: int | None = None) -> int:
+    """Most jobs one reconcile run looks at: ``batch_size``, else ``RECONCILE_BATCH_SIZE``."""
+    size = get_setting("RECONCILE_BATCH_SIZE") if batch_size is None else batch_size
+    return max(1, int(size))
+
+
+def reconcile(*, older_than: float | None = None, batch_size: int | None = None) -> dict[str, int]:
     """Nudge jobs stuck in a non-terminal status for longer than ``RECONCILE_AFTER``.
 
-    ``older_than`` (seconds) replaces that setting for this run.
+    ``older_than`` (seconds) replaces that setting for this run, ``batch_size``
+    ``RECONCILE_BATCH_SIZE``.
     Lost webhooks, lost poll chains and workers that died mid-task all end up
     here: pending jobs are (re)submitted, remote ones refreshed, downloads
-    retried, and in-process runs started again. Each step is idempotent.
+    retried (a job claimed for an ingest whose message or worker was lost), and
+    in-process runs started again. Each step is idempotent.
 
     Every job still ends: one past ``JOB_TIMEOUT`` fails (``JOB_TIMEOUT``), and
     one nudged ``RECONCILE_MAX_ATTEMPTS`` times already fails
     (``RECONCILE_EXHAUSTED``) instead of being queued again. A job whose worker
     beat within the period is running, not stuck, and is left alone.
+
+    One run looks at no more than the batch size of jobs (overdue ones first),
+    the longest-quiet first, so a backlog drains over the next runs with a
+    bounded number of queries and messages each. The batch is locked with
+    ``SELECT ... FOR UPDATE SKIP LOCKED`` in a short transaction that marks
+    every job of it nudged with one UPDATE: a second run at the same time takes
+    other jobs, and the next run leaves these alone unless they stay stuck. The
+    steps are sent once that transaction has committed.
     """
     now = timezone.now()
     after = float(get_setting("RECONCILE_AFTER") if older_than is None else older_than)
     cutoff = now - timedelta(seconds=after)
     max_attempts = int(get_setting("RECONCILE_MAX_ATTEMPTS"))
+    size = reconcile_batch_size(batch_size)
     counts = {"submitted": 0, "refreshed": 0, "ingested": 0, "timed_out": 0, "gave_up": 0}
-    counts["timed_out"] = _fail_overdue(now)
+    counts["timed_out"] = _fail_overdue(now, size)
     stale = (
         SplitJob.objects.active()
         .filter(updated_at__lt=cutoff)
         .exclude(heartbeat_at__gte=cutoff)
         .order_by("updated_at")
     )
-    for job in stale.iterator():
-        if job.reconcile_attempts >= max_attempts:
-            counts["gave_up"] += fail(
-                job,
-                "RECONCILE_EXHAUSTED",
-                f"still {job.status} after {job.reconcile_attempts} reconciliation attempts "
-                "(RECONCILE_MAX_ATTEMPTS)",
+    nudges: list[tuple[Step, Any]] = []
+    unloadable: list[Any] = []
+    room = size - counts["timed_out"]
+    with transaction.atomic():
+        batch = _lock_batch(stale, room) if room > 0 else []
+        for job in batch:
+            if job.reconcile_attempts >= max_attempts:
+                counts["gave_up"] += fail(
+                    job,
+                    "RECONCILE_EXHAUSTED",
+                    f"still {job.status} after {job.reconcile_attempts} reconciliation "
+                    "attempts (RECONCILE_MAX_ATTEMPTS)",
+                )
+                continue
+            step = _next_step(job)
+            if step is not None:
+                nudges.append((step, job.pk))
+            else:
+                unloadable.append(job.pk)
+        if nudges:
+            # Touch the batch, so the next round leaves it alone unless it stays stuck.
+            SplitJob.objects.filter(pk__in=[pk for _, pk in nudges]).update(
+                updated_at=now, reconcile_attempts=F("reconcile_attempts") + 1
             )
-            continue
-        step = _next_step(job)
-        if step is None:
-            continue
-        # Claim the nudge (touching the job, so the next round leaves it alone unless it
-        # stays stuck); a concurrent reconcile or a job that just moved loses the claim.
-        claimed = SplitJob.objects.filter(pk=job.pk, updated_at=job.updated_at).update(
-            updated_at=now, reconcile_attempts=F("reconcile_attempts") + 1
-        )
-        if claimed:
-            send(step, job.pk)
-            counts[_COUNT_NAMES[step]] += 1
+        if unloadable:
+            # Not an attempt (the backend may come back), but to the back of the queue,
+            # so jobs nobody can move now do not fill every batch.
+            SplitJob.objects.filter(pk__in=unloadable).update(updated_at=now)
+    for step, pk in nudges:
+        send(step, pk)
+        counts[_COUNT_NAMES[step]] += 1
     if any(counts.values()):
         logger.info("reconcile_splits: %s", counts)
+    if len(batch) + counts["timed_out"] >= size:
+        logger.info("reconcile_splits: batch of %d full; the next run takes the rest", size)
     return counts

@@ -24,6 +24,7 @@ import pytest
 import soundfile
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
@@ -409,6 +410,24 @@ def test_purge_removes_what_unused_expired_tickets_uploaded(
     ]
     leftovers = [d for d in media_root.rglob("*") if d.is_dir() and not any(d.iterdir())]
     assert leftovers == [], "the tickets' folders went with their files"
+
+
+@pytest.mark.django_db
+def test_reconcile_splits_purges_too_for_sites_without_beat(
+    api: APIClient, media_root: Path
+) -> None:
+    data = wav_bytes()
+    ticket = ticket_for(api, len(data))
+    assert put(ticket["url"], data).status_code == 201
+    path = stored(ticket)
+    assert path.exists()
+    UploadTicket.objects.filter(pk=ticket["id"]).update(
+        expires_at=timezone.now() - timedelta(days=1)
+    )
+    out = io.StringIO()
+    call_command("reconcile_splits", stdout=out)
+    assert "1 expired upload ticket(s) purged" in out.getvalue()
+    assert not path.exists() and not UploadTicket.objects.exists()
 
 
 # --- over real HTTP ---------------------------------------------------------------

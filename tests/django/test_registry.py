@@ -141,7 +141,11 @@ def test_reconcile_command_and_beat_schedule(
         "TASK_QUEUE": "q",
     }
     entry = beat_schedule()["aistemsplitter-reconcile"]
-    assert entry == {"task": RECONCILE_TASK, "schedule": 42.0, "options": {"queue": "q"}}
+    assert entry == {
+        "task": RECONCILE_TASK,
+        "schedule": 42.0,
+        "options": {"expires": 42.0, "queue": "q"},
+    }
     from django_aistemsplitter.tasks import reconcile_splits
 
     assert reconcile_splits.name == RECONCILE_TASK

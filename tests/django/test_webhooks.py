@@ -701,7 +701,7 @@ def test_event_before_remote_id_is_stored_finds_job_by_metadata(
     assert response.json()["outcome"] == "processed"
     job.refresh_from_db()
     assert job.remote_id == SPLIT_ID
-    assert job.status == SplitStatus.PROCESSING
+    assert job.status == SplitStatus.DOWNLOADING  # the ingest is claimed and queued
     assert WebhookEvent.objects.get().job_id == job.pk
     assert tasks.ingest_split.calls == [(str(job.pk),)]
 
