@@ -68,13 +68,16 @@ def start_worker(
     timeout: float = 60.0,
     extra_env: dict[str, str] | None = None,
     own_process_group: bool = False,
+    may_die: bool = False,
 ) -> WorkerProcess:
     """Start a worker and wait until it is consuming its queue.
 
     ``extra_env`` adds environment variables (``TMPDIR``, Celery knobs read by
     ``tests.celery_app``). With ``own_process_group`` the worker leads a new
     process group, so :meth:`WorkerProcess.kill` takes down everything it
-    started (pool children included) with one signal.
+    started (pool children included) with one signal. ``may_die``: a worker that
+    is meant to be killed by the message waiting for it may die before it says
+    it is ready; it is then returned as it is, for the caller to inspect.
     """
     queue = queue or f"aiss-test-{uuid.uuid4().hex[:12]}"
     overrides: dict[str, Any] = {"AISTEMSPLITTER": {**aistemsplitter, "TASK_QUEUE": queue}}
@@ -124,6 +127,8 @@ def start_worker(
     deadline = started + timeout
     while time.monotonic() < deadline:
         if worker.process.poll() is not None:
+            if may_die:
+                return worker
             raise RuntimeError(f"celery worker exited early:\n{worker.log()}")
         if " ready." in worker.log():
             worker.started_in = time.monotonic() - started

@@ -82,7 +82,9 @@ class Crash:
         self.queue = f"aiss-crash-{os.urandom(6).hex()}"
         self.workers: list[WorkerProcess] = []
 
-    def start(self, *, redeliver: bool, visibility: float = VISIBILITY_TIMEOUT) -> WorkerProcess:
+    def start(
+        self, *, redeliver: bool, visibility: float = VISIBILITY_TIMEOUT, may_die: bool = False
+    ) -> WorkerProcess:
         env = {"TMPDIR": str(self.temp_dir), "CELERY_BROKER_URL": CRASH_BROKER_URL}
         if redeliver:
             env[VISIBILITY_TIMEOUT_ENV] = str(visibility)
@@ -94,6 +96,7 @@ class Crash:
             queue=self.queue,
             extra_env=env,
             own_process_group=True,
+            may_die=may_die,
         )
         self.workers.append(worker)
         return worker
@@ -414,7 +417,8 @@ def test_a_message_that_keeps_killing_workers_fails_its_job(
     runs = local_crash(ENGINE_IN_SUBPROCESS=False, MAX_UNFINISHED_RUNS=2, RECONCILE_AFTER=1.0)
     crafted = services.split(make_wav(tmp_path / "crafted.wav", seconds=1.0, channels=1))
     for died in (1, 2):
-        worker = runs.start(redeliver=True, visibility=POISON_VISIBILITY_TIMEOUT)
+        # The message kills it, perhaps before it has logged that it is ready.
+        worker = runs.start(redeliver=True, visibility=POISON_VISIBILITY_TIMEOUT, may_die=True)
         wait_for(
             lambda worker=worker: worker.process is not None and worker.process.poll() is not None,
             timeout=120,
