@@ -434,6 +434,12 @@ class UploadTicket(models.Model):
     remote_upload = models.JSONField(_("remote upload"), default=dict, blank=True, editable=False)
     #: Bytes the app's upload view has received so far (an interrupted upload resumes there).
     received_bytes = models.PositiveBigIntegerField(_("received (bytes)"), default=0)
+    #: Until when a ``PUT`` to the app's upload view holds the ticket (renewed while it
+    #: writes): a lease, not a row lock, so no transaction stays open during an upload,
+    #: and one left by a worker that died simply expires.
+    writing_until = models.DateTimeField(
+        _("being written until"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     expires_at = models.DateTimeField(_("expires"), db_index=True)
     used_at = models.DateTimeField(_("used"), null=True, blank=True)

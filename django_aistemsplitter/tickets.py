@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -202,6 +203,17 @@ def _unknown() -> InvalidSplitRequest:
     )
 
 
+def _busy() -> InvalidSplitRequest:
+    return InvalidSplitRequest(
+        _(
+            "The file is still being uploaded, or this upload is being used right now; "
+            "try again once the upload has finished."
+        ),
+        code="upload_busy",
+        field="upload",
+    )
+
+
 def is_lock_conflict(exc: OperationalError) -> bool:
     """Whether ``exc`` is a ``NOWAIT`` row lock refused because another transaction holds it."""
     cause = exc.__cause__
@@ -217,23 +229,15 @@ def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
     if getattr(owner, "pk", None) is None:
         raise _unknown()
     try:
-        # NOWAIT: the app's upload view holds the row for as long as a PUT writes
-        # (minutes for a big file); a split asked for meanwhile is refused at once
-        # rather than holding a web worker until the upload ends.
+        # NOWAIT: another request redeeming this ticket holds the row for a moment;
+        # refused at once rather than waiting (the loser would find it used anyway).
         ticket = (
             UploadTicket.objects.select_for_update(nowait=True).filter(pk=key, owner=owner).first()
         )
     except OperationalError as exc:
         if not is_lock_conflict(exc):
             raise
-        raise InvalidSplitRequest(
-            _(
-                "The file is still being uploaded, or this upload is being used right now; "
-                "try again once the upload has finished."
-            ),
-            code="upload_busy",
-            field="upload",
-        ) from exc
+        raise _busy() from exc
     if ticket is None:
         raise _unknown()
     if ticket.used_at is not None:
@@ -248,6 +252,10 @@ def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
             code="upload_expired",
             field="upload",
         )
+    if ticket.writing_until is not None and ticket.writing_until >= timezone.now():
+        # The app's upload view holds a lease while a PUT writes (it takes it only
+        # while the row is unlocked, so it cannot start now until we are done).
+        raise _busy()
     return ticket
 
 
@@ -275,11 +283,10 @@ def redeem(
     make one job. Raises :class:`~django_aistemsplitter.validation.InvalidSplitRequest`:
     ``field="upload"`` with code ``upload_unknown`` (no such ticket, or not the
     owner's), ``upload_used``, ``upload_expired``, ``upload_missing`` (nothing,
-    or less than declared, arrived) or ``upload_busy`` (the ticket is locked: its
-    upload is still being written, or another request is using it); or any
-    refusal of the validation path. Audio
-    that is refused is deleted with its ticket; a refused model or format leaves
-    the ticket usable.
+    or less than declared, arrived) or ``upload_busy`` (a ``PUT`` holds the
+    ticket's lease: its upload is still being written; or another request is
+    redeeming it); or any refusal of the validation path. Audio that is refused
+    is deleted with its ticket; a refused model or format leaves the ticket usable.
     """
     refused: InvalidSplitRequest | None = None
     with transaction.atomic():
@@ -327,18 +334,23 @@ def purge_expired(now: Any = None, *, limit: int = 500) -> dict[str, int]:
     """Delete unused tickets (and what they uploaded) that expired a ``ticket_ttl()`` ago.
 
     The grace period lets an upload that started just before expiry land before
-    its file is deleted, so it cannot leave an orphan behind. Used tickets are
+    its file is deleted, so it cannot leave an orphan behind; one still writing
+    (its lease live) is never purged. Used tickets are
     deleted once expired (their audio belongs to their job now). At most
     ``limit`` unused tickets per run; rows another run holds are skipped.
     """
     now = now or timezone.now()
     purged = 0
-    stale = UploadTicket.objects.filter(used_at__isnull=True, expires_at__lte=now - ticket_ttl())
+    # A ticket whose upload is still writing (a live lease) is left for a later run.
+    idle = Q(writing_until__isnull=True) | Q(writing_until__lt=now)
+    stale = UploadTicket.objects.filter(
+        idle, used_at__isnull=True, expires_at__lte=now - ticket_ttl()
+    )
     for pk in list(stale.values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
             ticket = (
                 UploadTicket.objects.select_for_update(skip_locked=True)
-                .filter(pk=pk, used_at__isnull=True)
+                .filter(idle, pk=pk, used_at__isnull=True)
                 .first()
             )
             if ticket is None:

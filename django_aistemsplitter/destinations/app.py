@@ -17,8 +17,10 @@ nothing reads ``request.body`` (``DATA_UPLOAD_MAX_MEMORY_SIZE`` does not apply).
   is the upload complete and :meth:`AppDestination.open` finds it.
 
 The staged file's length is the truth about what arrived: one writer at a time
-(the view locks the ticket's row), and a worker killed mid-upload leaves a
-prefix of what was sent, from which the client resumes.
+(the view holds a lease on the ticket, ``UploadTicket.writing_until``, and
+:meth:`AppDestination.receive` asks it to ``keep`` before each write), and a
+worker killed mid-upload leaves a prefix of what was sent, from which the
+client resumes once its lease has expired.
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ class AppDestination(Destination):
             with contextlib.suppress(OSError):  # not empty, or gone: nothing of ours
                 os.rmdir(os.path.dirname(path))
 
-    # --- what the upload view calls, with the ticket's row locked -------------------
+    # --- what the upload view calls, holding the ticket's lease ----------------------
 
     def staging_path(self, ticket: UploadTicket) -> Path:
         """Where the bytes of an unfinished upload go.
@@ -251,10 +253,16 @@ class AppDestination(Destination):
         *,
         length: int,
         start: int | None = None,
+        keep: Callable[[], None] | None = None,
     ) -> Progress:
         """Append ``length`` bytes from ``read`` at ``start`` (None: the whole file anew).
 
         ``read(n)`` returns at most ``n`` bytes, ``b""`` at the end of the body.
+        ``keep()`` is called after each read, before the piece is written, and
+        before the file is moved into storage: the caller's lease renews itself
+        there, or raises (the exception propagates, nothing more is written) when
+        it ran out while the client was slow to send and another writer has the
+        ticket now.
         Raises :class:`UploadConflictError` when ``start`` is not where the upload
         stands (or it is complete already), :class:`UploadTooLargeError` (after
         dropping the staged part) when the bytes would pass the ticket's ``size``,
@@ -292,6 +300,8 @@ class AppDestination(Destination):
                     if not chunk:
                         break
                     chunk = chunk[:remaining]
+                    if keep is not None:
+                        keep()
                     out.write(chunk)
                     remaining -= len(chunk)
             except OSError:  # the client went away (Django's UnreadablePostError is one)
@@ -303,6 +313,8 @@ class AppDestination(Destination):
         if remaining:
             raise UploadInterruptedError(received)
         if received == size:
+            if keep is not None:
+                keep()
             self._store(ticket, staged)
         return Progress(received=received, complete=received == size)
 

@@ -28,9 +28,10 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 from rest_framework.test import APIClient
 
-from django_aistemsplitter import tickets
+from django_aistemsplitter import tickets, upload_view
 from django_aistemsplitter.destinations.app import CHUNK_SIZE, AppDestination
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from tests.api.helpers import files_under, wav_bytes
@@ -213,6 +214,7 @@ def test_an_interrupted_upload_resumes_where_it_stopped(api: APIClient, media_ro
     assert gone["Upload-Offset"] == str(cut)
     assert staged(ticket).stat().st_size == cut
     assert UploadTicket.objects.get(pk=ticket["id"]).received_bytes == cut
+    assert UploadTicket.objects.get(pk=ticket["id"]).writing_until is None, "lease released"
 
     status = put(ticket["url"], b"", content_range=f"bytes */{len(data)}")
     assert status.status_code == 200
@@ -352,16 +354,184 @@ def test_a_malformed_content_range_is_400(api: APIClient, header: str) -> None:
     assert "Content-Range" in response.json()["detail"]
 
 
-# --- one writer at a time -------------------------------------------------------
+# --- one writer at a time, without a long transaction ------------------------------
+
+
+class GatedBody(Body):
+    """A body that, once ``gate_at`` bytes are out, waits for ``go`` (a client that stalls)."""
+
+    def __init__(self, data: bytes, gate_at: int) -> None:
+        super().__init__(io.BytesIO(data))
+        self.gate_at = gate_at
+        self.waiting = threading.Event()
+        self.go = threading.Event()
+
+    def read(self, size: int = -1) -> bytes:
+        if self.sent >= self.gate_at and not self.go.is_set():
+            self.waiting.set()
+            if not self.go.wait(30):
+                raise OSError("the test never let the body go on")
+        return super().read(size)
+
+
+def lease_of(ticket: dict[str, Any]) -> Any:
+    return UploadTicket.objects.values_list("writing_until", flat=True).get(pk=ticket["id"])
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_second_put_while_one_holds_the_ticket_is_409(api: APIClient) -> None:
+def test_a_second_put_while_one_is_writing_is_409_and_a_split_is_refused(
+    api: APIClient, alice: Any
+) -> None:
+    data = wav_bytes(seconds=12.0)
+    assert len(data) > CHUNK_SIZE
+    ticket = ticket_for(api, len(data))
+    body = GatedBody(data, gate_at=CHUNK_SIZE)
+    first: list[Any] = []
+
+    def upload() -> None:
+        try:
+            first.append(put(ticket["url"], body, length=len(data)))
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=upload)
+    writer.start()
+    try:
+        assert body.waiting.wait(30), "the first PUT never started reading"
+        assert lease_of(ticket) > timezone.now(), "the writing PUT holds a live lease"
+        busy = put(ticket["url"], data)
+        status = put(ticket["url"], b"", content_range=f"bytes */{len(data)}")
+        refused = api.post(SPLITS, {"upload": ticket["id"]}, format="json")
+        with pytest.raises(tickets.InvalidSplitRequest) as direct:
+            tickets.redeem(ticket["id"], owner=alice)
+    finally:
+        body.go.set()
+        writer.join()
+    assert busy.status_code == 409
+    assert "in progress" in busy.json()["detail"]
+    assert status.status_code == 409, "as under the row lock: no answer while another writes"
+    assert refused.status_code == 400
+    assert "still being uploaded" in refused.json()["upload"][0]
+    assert direct.value.code == "upload_busy"
+    assert SplitJob.objects.count() == 0
+
+    assert first[0].status_code == 201, first[0].content
+    assert stored(ticket).read_bytes() == data, "the refused PUT wrote nothing"
+    assert lease_of(ticket) is None, "released when the PUT ended"
+    assert api.post(SPLITS, {"upload": ticket["id"]}, format="json").status_code == 201
+
+
+@pytest.mark.parametrize("atomic_requests", [False, True])
+@pytest.mark.django_db(transaction=True)
+def test_no_transaction_is_open_while_the_body_is_read(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch, atomic_requests: bool
+) -> None:
+    """A slow client must not hold a transaction (or a pooled connection) open."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", atomic_requests)
+    monkeypatch.setattr(upload_view, "RENEW_EVERY", timedelta(0))  # renew at every piece
+    data = wav_bytes(seconds=30.0)  # several pieces
+    ticket = ticket_for(api, len(data))
+    seen: list[tuple[bool, Any, Any]] = []
+
+    class Watched(Body):
+        def read(self, size: int = -1) -> bytes:
+            # The view's own connection (this thread's): between its statements.
+            assert connection.connection is not None
+            status = connection.connection.info.transaction_status
+            seen.append((connection.in_atomic_block, status, lease_of(ticket)))
+            return super().read(size)
+
+    response = put(ticket["url"], Watched(io.BytesIO(data)), length=len(data))
+    assert response.status_code == 201, response.content
+    assert len(seen) > 3
+    assert [(atomic, status) for atomic, status, _lease in seen] == [
+        (False, TransactionStatus.IDLE)
+    ] * len(seen)
+    leases = [lease for _atomic, _status, lease in seen]
+    assert None not in leases, "the lease is held while the body is read"
+    assert len(set(leases)) > 1, "and renewed as the bytes come"
+    assert lease_of(ticket) is None
+    assert stored(ticket).read_bytes() == data
+
+
+@pytest.mark.django_db
+def test_a_stale_lease_does_not_block_a_new_put(api: APIClient) -> None:
+    """A worker killed mid-upload leaves its lease; once expired it is free for the next PUT."""
     data = wav_bytes()
     ticket = ticket_for(api, len(data))
+    assert put(ticket["url"], data[:100]).status_code == 200
+    UploadTicket.objects.filter(pk=ticket["id"]).update(
+        writing_until=timezone.now() - timedelta(seconds=1)
+    )
+    response = put(
+        ticket["url"], data[100:], content_range=f"bytes 100-{len(data) - 1}/{len(data)}"
+    )
+    assert response.status_code == 201, response.content
+    assert stored(ticket).read_bytes() == data
+    assert lease_of(ticket) is None
+
+
+@pytest.mark.django_db
+def test_a_live_lease_refuses_a_put_and_a_split(api: APIClient, alice: Any) -> None:
+    data = wav_bytes()
+    ticket = ticket_for(api, len(data))
+    assert put(ticket["url"], data).status_code == 201
+    until = timezone.now() + timedelta(seconds=60)
+    UploadTicket.objects.filter(pk=ticket["id"]).update(writing_until=until)
+
+    busy = put(ticket["url"], b"", content_range=f"bytes */{len(data)}")
+    assert busy.status_code == 409
+    assert "in progress" in busy.json()["detail"]
+    assert lease_of(ticket) == until, "a refused PUT leaves the other's lease alone"
+    with pytest.raises(tickets.InvalidSplitRequest) as refused:
+        tickets.redeem(ticket["id"], owner=alice)
+    assert refused.value.code == "upload_busy"
+    assert refused.value.field == "upload"
+    response = api.post(SPLITS, {"upload": ticket["id"]}, format="json")
+    assert response.status_code == 400
+    assert "still being uploaded" in response.json()["upload"][0]
+    assert SplitJob.objects.count() == 0
+
+    UploadTicket.objects.filter(pk=ticket["id"]).update(
+        writing_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert api.post(SPLITS, {"upload": ticket["id"]}, format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_a_put_whose_lease_was_taken_over_stops_writing(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client stalled past its lease and another PUT took the ticket: it writes no more."""
+    monkeypatch.setattr(upload_view, "RENEW_EVERY", timedelta(0))
+    data = wav_bytes(seconds=12.0)
+    ticket = ticket_for(api, len(data))
+    theirs = timezone.now() + timedelta(seconds=60)
+
+    class TakenOver(Body):
+        def read(self, size: int = -1) -> bytes:
+            if self.sent >= CHUNK_SIZE:  # meanwhile another request took the expired lease
+                UploadTicket.objects.filter(pk=ticket["id"]).update(writing_until=theirs)
+            return super().read(size)
+
+    response = put(ticket["url"], TakenOver(io.BytesIO(data)), length=len(data))
+    assert response.status_code == 409
+    assert "in progress" in response.json()["detail"]
+    assert staged(ticket).stat().st_size == CHUNK_SIZE, "nothing written after the takeover"
+    row = UploadTicket.objects.get(pk=ticket["id"])
+    assert row.writing_until == theirs, "the other request's lease is not released"
+    assert row.received_bytes == 0, "nor its progress overwritten"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_split_asked_for_while_another_redeems_is_refused_at_once(api: APIClient) -> None:
+    """Two redeems of one ticket: the second does not wait for the first's row lock."""
+    data = wav_bytes()
+    ticket = ticket_for(api, len(data))
+    assert put(ticket["url"], data).status_code == 201
     locked, release = threading.Event(), threading.Event()
 
-    def hold() -> None:
+    def redeeming() -> None:
         try:
             with transaction.atomic():
                 UploadTicket.objects.select_for_update().get(pk=ticket["id"])
@@ -370,18 +540,18 @@ def test_a_second_put_while_one_holds_the_ticket_is_409(api: APIClient) -> None:
         finally:
             connection.close()
 
-    holder = threading.Thread(target=hold)
+    holder = threading.Thread(target=redeeming)
     holder.start()
     try:
         assert locked.wait(30)
-        busy = put(ticket["url"], data)
+        busy = api.post(SPLITS, {"upload": ticket["id"]}, format="json")
     finally:
         release.set()
         holder.join()
-    assert busy.status_code == 409
-    assert "in progress" in busy.json()["detail"]
-    assert not staged(ticket).exists()
-    assert put(ticket["url"], data).status_code == 201
+    assert busy.status_code == 400
+    assert "being used right now" in busy.json()["upload"][0]
+    assert SplitJob.objects.count() == 0
+    assert api.post(SPLITS, {"upload": ticket["id"]}, format="json").status_code == 201
 
 
 # --- purge ------------------------------------------------------------------------
@@ -410,6 +580,25 @@ def test_purge_removes_what_unused_expired_tickets_uploaded(
     ]
     leftovers = [d for d in media_root.rglob("*") if d.is_dir() and not any(d.iterdir())]
     assert leftovers == [], "the tickets' folders went with their files"
+
+
+@pytest.mark.django_db
+def test_purge_leaves_an_upload_that_is_still_writing(api: APIClient) -> None:
+    """A long upload that began before expiry renews its lease past the grace period:
+    its staged part must not be deleted under it; once the lease lapses, it goes."""
+    data = wav_bytes()
+    ticket = ticket_for(api, len(data))
+    assert put(ticket["url"], data[:50]).status_code == 200
+    now = timezone.now()
+    UploadTicket.objects.filter(pk=ticket["id"]).update(
+        expires_at=now - timedelta(days=1), writing_until=now + timedelta(seconds=60)
+    )
+    part = staged(ticket)
+    assert tickets.purge_expired(now)["upload_tickets_purged"] == 0
+    assert part.exists()
+    later = now + timedelta(seconds=61)
+    assert tickets.purge_expired(later)["upload_tickets_purged"] == 1
+    assert not part.exists()
 
 
 @pytest.mark.django_db
@@ -474,34 +663,3 @@ def test_the_flow_over_http(
     assert audio.name == UploadTicket.objects.get(pk=ticket["id"]).storage_name
     assert Path(audio.path).read_bytes() == wav.read_bytes()
     assert os.path.dirname(audio.name).endswith(f"direct/{ticket['id']}")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_split_asked_for_during_the_upload_is_refused_at_once(api: APIClient) -> None:
-    """The view holds the ticket's row while it writes: a redeem must not wait for it."""
-    data = wav_bytes()
-    ticket = ticket_for(api, len(data))
-    locked, release = threading.Event(), threading.Event()
-
-    def upload_in_progress() -> None:
-        try:
-            with transaction.atomic():
-                UploadTicket.objects.select_for_update().get(pk=ticket["id"])
-                locked.set()
-                release.wait(30)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=upload_in_progress)
-    holder.start()
-    try:
-        assert locked.wait(30)
-        busy = api.post(SPLITS, {"upload": ticket["id"]}, format="json")
-    finally:
-        release.set()
-        holder.join()
-    assert busy.status_code == 400
-    assert "still being uploaded" in busy.json()["upload"][0]
-    assert SplitJob.objects.count() == 0
-    assert put(ticket["url"], data).status_code == 201
-    assert api.post(SPLITS, {"upload": ticket["id"]}, format="json").status_code == 201
