@@ -71,8 +71,8 @@ __all__ = [
     "clean_filename",
     "default_model",
     "file_too_large",
-    "max_upload_bytes",
     "is_public_address",
+    "max_upload_bytes",
     "validate_split_request",
 ]
 
