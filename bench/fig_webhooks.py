@@ -3,7 +3,7 @@
 The bench project runs under gunicorn (2 sync workers) on PostgreSQL and serves
 both views. Every delivery is a signed ``split.succeeded`` event for a different
 job waiting in ``submitted``, so each one is a real state change (the job moves
-to ``processing`` and an ingest task is sent to Redis, on a queue nobody
+to ``downloading`` and an ingest task is sent to Redis, on a queue nobody
 consumes, emptied afterwards). The baseline view verifies the same signature on
 the same kind of body and runs one INSERT. Two client threads (one per server
 worker) send a bounded number of requests over loopback; the two sides alternate
@@ -154,7 +154,7 @@ def webhook_vs_one_insert(ctx: Context) -> Result:
     ctx.purge_queue(queue)
     total = rounds * per_round
     moved = SplitJob.objects.filter(
-        remote_id__in=remote_ids, status=SplitStatus.PROCESSING, progress=1.0
+        remote_id__in=remote_ids, status=SplitStatus.DOWNLOADING, progress=1.0
     ).count()
     recorded = WebhookEvent.objects.filter(remote_id__in=remote_ids).count()
     with connection.cursor() as cursor:

@@ -2,32 +2,46 @@
 
 The view (:mod:`django_aistemsplitter.backends.hosted.webhook`) verifies a
 delivery and hands the event here; everything after verification is job state,
-so it lives below the entry points:
+so it lives below the entry points.
 
+**A new delivery** costs one transaction and no savepoint (five statements for a
+state change: ``BEGIN``, ``SELECT`` the job, ``INSERT`` the event, ``UPDATE`` the
+job, ``COMMIT``):
+
+* **Find** the job by its remote id (:func:`_find_job`) and decide what the event
+  does to it: nothing for a split no job knows (``unknown_job``) or an event that
+  would move the job backwards (``ignored``), else ``processed``.
 * **Record** the delivery as a :class:`~django_aistemsplitter.models.WebhookEvent`
-  keyed on its unique event id (thin events get an id derived from the split id
-  and status). The insert itself is the deduplication: a repeated or concurrent
-  delivery hits the unique index (PostgreSQL makes the second insert wait for the
-  first transaction) and bumps ``deliveries`` with an ``F()`` update. When the
-  first delivery already reached a final outcome, the row **keeps that first
-  outcome** (the audit trail says what was done, ``deliveries`` how often it was
-  asked) and this delivery is answered ``duplicate``. A delivery whose earlier
-  processing ended in ``error``, found no job or was ``malformed`` is processed
-  again, so the service's retry of a 500 (or its corrected event) is not swallowed.
-* Send :data:`~django_aistemsplitter.signals.webhook_received` (``created`` is
-  False for a redelivery; the row it carries still shows the first outcome).
-* **Process**: the event is a trigger, not the truth. The job is found by its
-  remote id; an event that would move it backwards is ``ignored``; a thin event
-  (or anything short of what we need) asks for a ``refresh`` step after commit;
-  a full event is mirrored with :func:`~django_aistemsplitter.jobs.mirror`, which
-  asks for the ingest. Nothing slow runs in the request.
+  with its job and that outcome in one ``INSERT ... ON CONFLICT (event_id) DO
+  NOTHING`` (:func:`_insert_new`). The insert itself is the deduplication: a
+  concurrent delivery of the same event waits on the unique index until the first
+  transaction ends, then inserts nothing and takes the redelivery path below.
+* Send :data:`~django_aistemsplitter.signals.webhook_received` (``created=True``;
+  the row it carries shows the outcome ``received``: the delivery is recorded,
+  not yet processed).
+* **Process**: the event is a trigger, not the truth. A thin event (or anything
+  short of what we need) asks for a ``refresh`` step after commit; a full event
+  is mirrored with :func:`~django_aistemsplitter.jobs.mirror`, which claims and
+  asks for the ingest. Nothing slow runs in the request. Should the mirror change
+  nothing after all (a concurrent writer got there first), the row is corrected
+  to ``ignored``.
 
-Processing runs in a savepoint, so a failure rolls back its own writes and stores
-the outcome ``error`` (the view answers 500 and the service retries), except a
-:class:`~django.db.DataError` or an :class:`ArithmeticError`: a value the database
-(or the cost computation) refuses is refused again on every retry, so it is stored
-as ``malformed`` with its reason, like a signed body the view could not read
-(:func:`record_malformed`).
+If finding the job, the signal or the processing raises, the whole transaction
+rolls back (so no write of this delivery survives) and the delivery is recorded
+in a second one with the outcome ``error`` (the view answers 500 and the service
+retries), except a :class:`~django.db.DataError` or an :class:`ArithmeticError`:
+a value the database (or the cost computation) refuses is refused again on every
+retry, so it is stored as ``malformed`` with its reason, like a signed body the
+view could not read (:func:`record_malformed`).
+
+**A redelivery** (the insert found the event id taken) bumps ``deliveries`` with
+an ``F()`` update and locks the row until commit. When the first delivery already
+reached a final outcome, the row **keeps that first outcome** (the audit trail
+says what was done, ``deliveries`` how often it was asked), ``webhook_received``
+is sent with ``created=False`` and this delivery is answered ``duplicate``. A
+delivery whose earlier processing ended in ``error``, found no job or was
+``malformed`` is processed again, inside a savepoint (this path only), so the
+service's retry of a 500 (or its corrected event) is not swallowed.
 
 An event for a split no job knows (``unknown_job``) is kept: a split can finish
 before the task that submitted it has committed the remote id, so
@@ -41,7 +55,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -77,6 +91,11 @@ _MAX_REASON = column_max_length("reason", 200)
 #: Stored outcomes after which a redelivery is processed again.
 REPROCESS_OUTCOMES = frozenset({RECEIVED, ERROR, UNKNOWN_JOB, MALFORMED})
 
+#: Database vendors whose ``INSERT ... ON CONFLICT (...) DO NOTHING RETURNING``
+#: :func:`_insert_new` uses; any other falls back to an insert in a savepoint.
+_ON_CONFLICT_VENDORS = frozenset({"postgresql", "sqlite"})
+_EVENT_ID_COLUMN: str = getattr(WebhookEvent._meta.get_field("event_id"), "column", "event_id")
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -90,6 +109,15 @@ class Delivery:
     record: WebhookEvent
     outcome: str
     reason: str = ""
+
+
+class _Failed(Exception):
+    """Processing a new delivery raised: unwinds its transaction, carrying the outcome."""
+
+    def __init__(self, outcome: str, reason: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.reason = reason
 
 
 def _find_job(event: RemoteEvent) -> SplitJob | None:
@@ -116,15 +144,18 @@ def _find_job(event: RemoteEvent) -> SplitJob | None:
     return SplitJob.objects.get(pk=pk) if claimed else None
 
 
-def _process(record: WebhookEvent, event: RemoteEvent) -> str:
-    job = _find_job(event)
+def _plan(job: SplitJob | None, event: RemoteEvent) -> str:
+    """What ``event`` does to ``job``, decided before any write: the outcome to store."""
     if job is None:
-        logger.info("Webhook %r names split %r, which no job knows.", event.id, event.split_id)
         return UNKNOWN_JOB
-    if record.job_id != job.pk:
-        record.job = job
-        WebhookEvent.objects.filter(pk=record.pk).update(job=job)
-    if not jobs.could_advance(job, event.status):
+    return PROCESSED if jobs.could_advance(job, event.status) else IGNORED
+
+
+def _log_skipped(job: SplitJob | None, event: RemoteEvent, outcome: str) -> None:
+    """Say why a delivery left its job alone (once it is known not to be a duplicate)."""
+    if outcome == UNKNOWN_JOB:
+        logger.info("Webhook %r names split %r, which no job knows.", event.id, event.split_id)
+    elif outcome == IGNORED and job is not None:
         logger.info(
             "Webhook %r (%r) ignored: job %s is already %s.",
             event.id,
@@ -132,30 +163,41 @@ def _process(record: WebhookEvent, event: RemoteEvent) -> str:
             job.pk,
             job.status,
         )
-        return IGNORED
+
+
+def _act(job: SplitJob, event: RemoteEvent) -> str:
+    """Apply an event :func:`_plan` said could move ``job``: ``processed`` or ``ignored``.
+
+    The job's state rules are :mod:`~django_aistemsplitter.jobs`' own; a thin
+    event (or a status we do not know) only asks for a fresh GET after commit.
+    """
     if event.needs_fetch or event.status not in contract.STATUSES:
         send_on_commit(Step.REFRESH, job.pk)
         return PROCESSED
     return PROCESSED if jobs.mirror(job, event.data) else IGNORED
 
 
-def _process_safely(
-    record: WebhookEvent, event: RemoteEvent, *, created: bool | None = None
-) -> tuple[str, str]:
-    """:func:`_process` in a savepoint: ``(outcome, reason)``, never an exception.
+def _process(record: WebhookEvent, event: RemoteEvent) -> str:
+    """Find the job and act on ``event`` for an already stored ``record`` (redelivery, replay)."""
+    job = _find_job(event)
+    outcome = _plan(job, event)
+    if job is not None and record.job_id != job.pk:
+        record.job = job
+        WebhookEvent.objects.filter(pk=record.pk).update(job=job)
+    if job is None or outcome != PROCESSED:
+        _log_skipped(job, event, outcome)
+        return outcome
+    return _act(job, event)
 
-    An exception is logged and becomes ``error`` (retried), except a ``DataError``
-    or an ``ArithmeticError`` (a value out of any column's or computation's range),
-    which becomes ``malformed`` with its reason: it would fail every retry. With
-    ``created`` (a live delivery, not a replay), ``webhook_received`` is sent first,
-    inside the savepoint: a failing receiver is an error the service retries.
+
+def _failure(exc: Exception, event: RemoteEvent) -> tuple[str, str]:
+    """``(outcome, reason)`` for an exception raised while processing ``event`` (logged).
+
+    A ``DataError`` or an ``ArithmeticError`` (a value out of any column's or
+    computation's range) is ``malformed`` with its reason: it would fail every
+    retry. Anything else is ``error``, which the service retries.
     """
-    try:
-        with transaction.atomic():
-            if created is not None:
-                webhook_received.send(sender=SplitJob, event=record, created=created)
-            return _process(record, event), ""
-    except (DataError, ArithmeticError) as exc:
+    if isinstance(exc, (DataError, ArithmeticError)):
         # Deterministic: the same event fails the same way on every retry.
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         where = "the database" if isinstance(exc, DataError) else "a computation"
@@ -168,14 +210,33 @@ def _process_safely(
             reason,
         )
         return MALFORMED, reason
-    except Exception:
-        logger.exception(
-            "Processing webhook %r (%r for split %r) failed; the service will retry.",
-            event.id,
-            event.type,
-            event.split_id,
-        )
-        return ERROR, ""
+    logger.error(
+        "Processing webhook %r (%r for split %r) failed; the service will retry.",
+        event.id,
+        event.type,
+        event.split_id,
+        exc_info=exc,
+    )
+    return ERROR, ""
+
+
+def _process_safely(
+    record: WebhookEvent, event: RemoteEvent, *, created: bool | None = None
+) -> tuple[str, str]:
+    """:func:`_process` in a savepoint: ``(outcome, reason)``, never an exception.
+
+    For a stored row processed again (a redelivery, a replay): a failure rolls
+    back only this processing, and the row takes the outcome of :func:`_failure`.
+    With ``created`` (a live delivery, not a replay), ``webhook_received`` is sent
+    first, inside the savepoint: a failing receiver is an error the service retries.
+    """
+    try:
+        with transaction.atomic():
+            if created is not None:
+                webhook_received.send(sender=SplitJob, event=record, created=created)
+            return _process(record, event), ""
+    except Exception as exc:
+        return _failure(exc, event)
 
 
 def _finish(record: WebhookEvent, outcome: str, reason: str = "") -> None:
@@ -195,17 +256,102 @@ def _event_fields(event: RemoteEvent) -> dict[str, Any]:
     }
 
 
-def _insert_or_count(event_id: str, fields: dict[str, Any]) -> tuple[WebhookEvent, bool]:
-    """Insert the delivery, or count it on the existing row (locked until commit).
+def _insert_new(event_id: str, values: dict[str, Any]) -> WebhookEvent | None:
+    """Insert a row for ``event_id`` with ``values``; ``None`` when the id is taken.
 
-    Call inside a transaction: the lock on an existing row is held until it ends.
+    One ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING id`` on
+    PostgreSQL and SQLite, so a new event costs no savepoint: PostgreSQL makes a
+    concurrent insert of the same id wait until the first transaction ends, then
+    do nothing. Other databases insert inside a savepoint and catch the
+    ``IntegrityError``.
     """
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(event_id=event_id, **fields), True
-    except IntegrityError:
-        WebhookEvent.objects.filter(event_id=event_id).update(deliveries=F("deliveries") + 1)
-        return WebhookEvent.objects.select_for_update().get(event_id=event_id), False
+    record = WebhookEvent(event_id=event_id, **values)
+    alias = router.db_for_write(WebhookEvent, instance=record)
+    connection = connections[alias]
+    if not (
+        connection.vendor in _ON_CONFLICT_VENDORS
+        and connection.features.can_return_columns_from_insert
+    ):
+        try:
+            with transaction.atomic(using=alias):
+                record.save(force_insert=True, using=alias)
+        except IntegrityError:
+            return None
+        return record
+    meta = WebhookEvent._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    quote = connection.ops.quote_name
+    # Only quoted identifiers from the model's own metadata go into the text.
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING RETURNING {}".format(  # noqa: S608
+        quote(meta.db_table),
+        ", ".join(quote(str(f.column)) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        quote(_EVENT_ID_COLUMN),
+        quote(str(meta.pk.column) if meta.pk is not None else "id"),
+    )
+    # What Model.save() would send: pre_save fills auto_now_add, prep adapts JSON.
+    params = [f.get_db_prep_save(f.pre_save(record, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    record.pk = row[0]
+    record._state.adding = False
+    record._state.db = alias
+    return record
+
+
+def _count(event_id: str) -> WebhookEvent:
+    """Count one more delivery on ``event_id``'s row and lock it until the transaction ends."""
+    WebhookEvent.objects.filter(event_id=event_id).update(deliveries=F("deliveries") + 1)
+    return WebhookEvent.objects.select_for_update().get(event_id=event_id)
+
+
+def _redeliver(event: RemoteEvent, fields: dict[str, Any]) -> Delivery:
+    """A delivery whose event id is already stored (call inside a transaction).
+
+    Counted; a settled row keeps its first outcome and this delivery is a
+    ``duplicate``; any other is processed again in a savepoint.
+    """
+    record = _count(event.id)
+    if record.outcome not in REPROCESS_OUTCOMES:
+        # The row keeps what the first delivery did; this one is only counted.
+        webhook_received.send(sender=SplitJob, event=record, created=False)
+        return Delivery(record, DUPLICATE)
+    if record.outcome == MALFORMED:
+        # An earlier delivery under this id was unreadable; this one is not.
+        for name, value in fields.items():
+            setattr(record, name, value)
+        record.save(update_fields=list(fields))
+    outcome, reason = _process_safely(record, event, created=False)
+    _finish(record, outcome, reason)
+    return Delivery(record, outcome, reason)
+
+
+def _record_failed(event: RemoteEvent, fields: dict[str, Any], failed: _Failed) -> Delivery:
+    """Store a new delivery whose processing raised (its own writes are rolled back).
+
+    Should a concurrent delivery of the same event have been stored meanwhile,
+    this one is counted on its row like any redelivery: a settled row keeps its
+    outcome (``duplicate``), any other takes this failure's.
+    """
+    stamp = None if failed.outcome == ERROR else timezone.now()
+    values = {**fields, "outcome": failed.outcome, "reason": failed.reason, "processed_at": stamp}
+    with transaction.atomic():
+        record = _insert_new(event.id, values)
+        if record is not None:
+            return Delivery(record, failed.outcome, failed.reason)
+        record = _count(event.id)
+        if record.outcome not in REPROCESS_OUTCOMES:
+            webhook_received.send(sender=SplitJob, event=record, created=False)
+            return Delivery(record, DUPLICATE)
+        if record.outcome == MALFORMED:
+            for name, value in fields.items():
+                setattr(record, name, value)
+            record.save(update_fields=list(fields))
+        _finish(record, failed.outcome, failed.reason)
+    return Delivery(record, failed.outcome, failed.reason)
 
 
 def handle_event(event: RemoteEvent) -> Delivery:
@@ -215,20 +361,36 @@ def handle_event(event: RemoteEvent) -> Delivery:
     exception is logged) and the delivery should be answered with a 5xx.
     """
     fields = _event_fields(event)
-    with transaction.atomic():
-        record, created = _insert_or_count(event.id, fields)
-        if not created and record.outcome not in REPROCESS_OUTCOMES:
-            # The row keeps what the first delivery did; this one is only counted.
-            webhook_received.send(sender=SplitJob, event=record, created=False)
-            return Delivery(record, DUPLICATE)
-        if record.outcome == MALFORMED:
-            # An earlier delivery under this id was unreadable; this one is not.
-            for name, value in fields.items():
-                setattr(record, name, value)
-            record.save(update_fields=list(fields))
-        outcome, reason = _process_safely(record, event, created=created)
-        _finish(record, outcome, reason)
-    return Delivery(record, outcome, reason)
+    try:
+        with transaction.atomic():
+            try:
+                job = _find_job(event)
+                planned = _plan(job, event)
+            except Exception as exc:
+                raise _Failed(*_failure(exc, event)) from exc
+            stamp = timezone.now()
+            record = _insert_new(
+                event.id, {**fields, "job": job, "outcome": planned, "processed_at": stamp}
+            )
+            if record is None:
+                return _redeliver(event, fields)
+            try:
+                # Receivers see the delivery as recorded, before it is processed.
+                record.outcome, record.processed_at = RECEIVED, None
+                webhook_received.send(sender=SplitJob, event=record, created=True)
+                if job is None or planned != PROCESSED:
+                    _log_skipped(job, event, planned)
+                    outcome = planned
+                else:
+                    outcome = _act(job, event)
+                if outcome != planned:
+                    WebhookEvent.objects.filter(pk=record.pk).update(outcome=outcome)
+            except Exception as exc:
+                raise _Failed(*_failure(exc, event)) from exc
+            record.outcome, record.processed_at = outcome, stamp
+    except _Failed as failed:
+        return _record_failed(event, fields, failed)
+    return Delivery(record, outcome)
 
 
 def record_malformed(
@@ -251,7 +413,9 @@ def record_malformed(
         "processed_at": timezone.now(),
     }
     with transaction.atomic():
-        record, _created = _insert_or_count(event_id, fields)
+        record = _insert_new(event_id, fields)
+        if record is None:
+            record = _count(event_id)
     return Delivery(record, MALFORMED, reason)
 
 

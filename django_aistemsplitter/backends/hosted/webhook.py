@@ -34,7 +34,10 @@ Responses never contain the body, a header or a secret: JSON
 ``{"received": true, "outcome": ...}`` otherwise (with ``reason`` when malformed).
 
 The view is exempt from ``ATOMIC_REQUESTS``: recording and processing manage
-their own transaction and savepoint.
+their own transaction. A new delivery is one transaction without a savepoint
+(``BEGIN``, ``SELECT`` the job, ``INSERT ... ON CONFLICT DO NOTHING`` the event,
+``UPDATE`` the job, ``COMMIT``); a request-wide transaction around it would only
+add a savepoint per delivery and hold the job's row lock longer.
 """
 
 from __future__ import annotations
