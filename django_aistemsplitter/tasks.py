@@ -27,7 +27,7 @@ from typing import Any
 from celery import shared_task
 from celery.app.task import Task
 
-from django_aistemsplitter import steps, tickets
+from django_aistemsplitter import steps, tickets, waveform
 from django_aistemsplitter.backends import InProcessBackend, get_backend_class
 from django_aistemsplitter.client import cap_retry_after
 from django_aistemsplitter.conf import get_setting
@@ -41,12 +41,14 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "JobTask",
     "backoff",
+    "draw_waveform",
     "enqueue",
     "heavy_queue",
     "ingest_split",
     "poll_split",
     "reconcile_splits",
     "refresh_split",
+    "send_draw_waveform",
     "send_step",
     "submit_split",
 ]
@@ -226,6 +228,22 @@ def ingest_split(self: JobTask, job_id: str, force: bool = False) -> str:
         return steps.ingest(job, force=force)
     except steps.RunBusyError as busy:
         return self.defer(busy, Step.INGEST, force=force)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def draw_waveform(stem_id: int) -> bool:
+    """Draw and cache a stored stem's waveform, so no page view has to read the stem.
+
+    Queued once the stem is committed (:func:`send_draw_waveform`), on
+    ``TASK_QUEUE`` with the other light tasks. Idempotent, and never failing: a
+    picture that cannot be drawn is logged and drawn again on first view.
+    """
+    return waveform.draw_stem(stem_id)
+
+
+def send_draw_waveform(stem_id: int) -> None:
+    """The waveform sender (:func:`waveform.connect`): queue :func:`draw_waveform`."""
+    enqueue(draw_waveform, stem_id)
 
 
 @shared_task(acks_late=True)

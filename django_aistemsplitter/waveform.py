@@ -4,8 +4,10 @@ The file is read block by block with ``soundfile`` (one block per picture column
 through :func:`~django_aistemsplitter.filestreams.open_stored`, so memory stays
 constant whatever the length of the audio and whatever the storage.
 
-A picture is computed once per stem: when the stem is stored (a receiver of
-``stem_saved``, in the worker that ingests it), else on its first view. It is
+A picture is computed once per stem: soon after the stem is stored, by a task
+of its own (``draw_waveform``, queued by a receiver of ``stem_saved`` once the
+stem's transaction commits, so the ingest that stored it neither waits for it
+nor reads the stem back), else on its first view. It is
 kept in Django's default cache under a key derived from what identifies the
 bytes (a stem's SHA-256; a job's id and stored audio name), so it never goes
 stale and the key stays short whatever the file name. With a cache shared by
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from typing import IO, Any
@@ -26,6 +29,7 @@ from typing import IO, Any
 import numpy as np
 import soundfile as sf
 from django.core.cache import cache
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import get_conditional_response
 
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "Waveform",
     "connect",
+    "draw_stem",
     "job_audio_svg",
     "peaks",
     "peaks_svg",
@@ -183,17 +188,57 @@ def serve_svg(request: HttpRequest, waveform: Waveform) -> HttpResponseBase:
     return validators
 
 
-# --- computed when a stem is stored -----------------------------------------------------
+# --- computed after a stem is stored -----------------------------------------------------
+
+#: ``send(stem_id)``: queues the drawing of a stored stem's picture (the Celery task's sender).
+Sender = Callable[[int], None]
+
+_sender: Sender | None = None
 
 
-def _draw_stored_stem(sender: Any, job: SplitJob, stem: Stem, **kwargs: Any) -> None:
-    """Draw a stem's picture as it is stored, so no page view has to read the stem."""
+def draw_stem(stem_id: int) -> bool:
+    """Draw and cache the picture of a stored stem; False if the stem is gone or unreadable.
+
+    The work of the ``draw_waveform`` task. A picture is a nicety: whatever goes
+    wrong is logged and answered False, never raised, so a broken file or storage
+    neither fails nor retries the task (the page view draws it again, or shows
+    the empty picture).
+    """
+    stem = Stem.objects.filter(pk=stem_id).first()
+    if stem is None or not stem.file:
+        return False
     try:
         stem_waveform(stem).svg()
-    except Exception:  # never break the ingest's other receivers for a picture
-        logger.exception("waveform of stem %s of job %s not drawn", stem.name, job.pk)
+    except Exception:
+        logger.exception("waveform of stem %s of job %s not drawn", stem.name, stem.job_id)
+        return False
+    return True
 
 
-def connect() -> None:
-    """Draw each stem's waveform when it is stored (idempotent)."""
-    signals.stem_saved.connect(_draw_stored_stem, dispatch_uid="aistemsplitter:waveform:draw")
+def _queue_stored_stem(sender: Any, job: SplitJob, stem: Stem, **kwargs: Any) -> None:
+    """Have the stem's picture drawn by a task once its transaction commits.
+
+    Drawing reads the whole stem back from storage: not something the ingest,
+    which has just written it, should wait for. A failure to queue (broker down)
+    is logged, never raised into the ingest's other receivers: the first view
+    draws the picture then.
+    """
+    send = _sender
+    if send is None:
+        return
+    stem_id = stem.pk
+
+    def queue() -> None:
+        try:
+            send(stem_id)
+        except Exception:
+            logger.exception("waveform of stem %s of job %s not queued", stem.name, job.pk)
+
+    transaction.on_commit(queue)
+
+
+def connect(send: Sender) -> None:
+    """Queue each stored stem's picture with ``send`` (the task module's sender; idempotent)."""
+    global _sender
+    _sender = send
+    signals.stem_saved.connect(_queue_stored_stem, dispatch_uid="aistemsplitter:waveform:draw")
