@@ -1,7 +1,7 @@
 """Every error this package raises derives from :class:`AiStemSplitterError`.
 
-The hierarchy lives in the API client (:mod:`django_aistemsplitter.client.exceptions`)
-on plain Python bases, so the client works where Django is not installed. This
+The hierarchy of the API client (:mod:`django_aistemsplitter.client.exceptions`)
+is on plain Python bases, so the client works where Django is not installed. This
 module re-exports all of it and adds what only the Django side needs:
 
 * Django-flavoured subclasses of two client errors, raised by the Django side
@@ -18,15 +18,20 @@ Errors only the client raises are the same class object here and there.
 code, so it is a plain ``ValueError``, not a ``SuspiciousOperation``: the webhook
 view catches it explicitly and answers 400 with a short reason.
 
-Only ``django.core.exceptions`` is imported, which needs no configured settings.
+Only ``django.core.exceptions`` is imported, which needs no configured settings,
+and the client's classes come from where they are defined
+(:mod:`django_aistemsplitter._errors`), not through the ``client`` package: its
+``__init__`` loads httpx and both clients, which the engines (and their child
+process) must not pay for just to raise an :class:`EngineError`. They are the
+same class objects as ``django_aistemsplitter.client.exceptions``'.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 
-from django_aistemsplitter.client import exceptions as client_errors
-from django_aistemsplitter.client.exceptions import (
+from django_aistemsplitter import _errors as client_errors
+from django_aistemsplitter._errors import (
     AiStemSplitterError,
     APIError,
     APITimeoutError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
@@ -47,7 +47,7 @@ from django_aistemsplitter.api.serializers import (
 )
 from django_aistemsplitter.api.throttling import CREATE_SCOPE_ACTIONS, SplitCreateRateThrottle
 from django_aistemsplitter.exceptions import AiStemSplitterError
-from django_aistemsplitter.models import RETRYABLE, SplitJob
+from django_aistemsplitter.models import RETRYABLE, SplitJob, Stem
 from django_aistemsplitter.serving import serve, stem_audio, stem_or_404
 from django_aistemsplitter.validation import InvalidSplitRequest
 
@@ -137,11 +137,16 @@ class SplitJobViewSet(
     def get_queryset(self) -> QuerySet[SplitJob]:
         queryset = (
             SplitJob.objects.visible_to(self.request.user)
-            .select_related("owner")
-            .prefetch_related("stems")
+            # All the serializer reads besides the job's own row. Ordered by id alone:
+            # the model's ("job", "id") would join the jobs again to sort by their
+            # ordering, which is one value within a job.
+            .prefetch_related(Prefetch("stems", queryset=Stem.objects.order_by("id")))
             .order_by(*ORDERING)
         )
-        if self.action == "list":
+        if self.action != "list":
+            queryset = queryset.select_related("owner")
+        else:
+            # No owner join: a list row only needs ``owner_id``, which is in the row.
             params = self.request.query_params
             wanted = params.get("status")
             if wanted:

@@ -68,7 +68,14 @@ class EngineCrashedError(EngineError):
 
 
 def _child_env() -> dict[str, str]:
-    """The worker's environment, with its import path, so dotted engine paths resolve."""
+    """The worker's environment, with its import path, so dotted engine paths resolve.
+
+    glibc's malloc settings pass through unchanged and none are added: a fixed
+    ``MALLOC_MMAP_THRESHOLD_`` keeps a long song's peak at a short one's (about
+    30 MiB less) but costs the spectral engine some 60 % more CPU (see the
+    ``separation_rss_growth_mb`` notes in docs/topics/benchmarks.md), so it is
+    the site's choice, made on the worker.
+    """
     env = dict(os.environ)
     paths = [p for p in sys.path if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
