@@ -1,5 +1,5 @@
-"""What the direct-upload tests share: sending a ticket's bytes as a client would, a
-200 MB WAV written without holding it, and the memory a step costs.
+"""What the direct-upload tests share: a ticket for a file, sending a ticket's bytes as
+a client would, a 200 MB WAV written without holding it, and the memory a step costs.
 """
 
 from __future__ import annotations
@@ -16,10 +16,22 @@ from typing import Any
 import httpx
 import numpy as np
 
+from django_aistemsplitter import tickets
+
 MiB = 1024**2
 #: The default MAX_UPLOAD_BYTES, exactly: the largest upload the app accepts.
 BIG_BYTES = 200 * MiB
 RATE, CHANNELS, WIDTH = 44100, 2, 2
+
+
+def issue(owner: Any, path: Path, size: int | None = None) -> tickets.IssuedTicket:
+    """A ticket for ``path`` (its real size unless ``size`` says otherwise)."""
+    return tickets.open_ticket(
+        owner=owner,
+        filename=path.name,
+        size=path.stat().st_size if size is None else size,
+        content_type="audio/wav",
+    )
 
 
 def send_upload(

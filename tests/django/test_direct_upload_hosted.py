@@ -28,7 +28,14 @@ from django_aistemsplitter.models import SplitJob, UploadTicket
 from django_aistemsplitter.validation import InvalidSplitRequest
 from tests.conftest import make_wav
 from tests.django.conftest import hosted_settings, sandbox_stats
-from tests.django.direct_uploads import BIG_BYTES, MiB, measure, send_upload, write_wav_of_size
+from tests.django.direct_uploads import (
+    BIG_BYTES,
+    MiB,
+    issue,
+    measure,
+    send_upload,
+    write_wav_of_size,
+)
 from tests.sandbox.helpers import file_server
 from tests.sandbox_process import SandboxProcess
 from tests.waiting import wait_for
@@ -55,15 +62,6 @@ def alice(django_user_model: Any) -> Any:
 @pytest.fixture
 def song(tmp_path: Path) -> Path:
     return make_wav(tmp_path / "my song.wav", seconds=2.0)
-
-
-def issue(owner: Any, path: Path, size: int | None = None) -> tickets.IssuedTicket:
-    return tickets.open_ticket(
-        owner=owner,
-        filename=path.name,
-        size=path.stat().st_size if size is None else size,
-        content_type="audio/wav",
-    )
 
 
 def requests(sandbox: SandboxProcess) -> dict[str, int]:
