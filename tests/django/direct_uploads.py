@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import numpy as np
+from rest_framework.test import APIClient
 
 from django_aistemsplitter import tickets
+from django_aistemsplitter.models import SplitJob
 
 MiB = 1024**2
 #: The default MAX_UPLOAD_BYTES, exactly: the largest upload the app accepts.
@@ -32,6 +34,31 @@ def issue(owner: Any, path: Path, size: int | None = None) -> tickets.IssuedTick
         size=path.stat().st_size if size is None else size,
         content_type="audio/wav",
     )
+
+
+def ask_ticket(user: Any, path: Path) -> dict[str, Any]:
+    """``POST /api/splits/uploads/`` as ``user``, for ``path``: the ticket's JSON.
+
+    Needs the REST API in the URLconf (``pytest.mark.urls("tests.api.urls")``).
+    """
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.post(
+        "/api/splits/uploads/",
+        {"filename": path.name, "size": path.stat().st_size, "content_type": "audio/wav"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return dict(response.json())
+
+
+def split_upload(user: Any, ticket_id: str) -> SplitJob:
+    """``POST /api/splits/`` with ``upload=<ticket id>`` as ``user``: the job it made."""
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.post("/api/splits/", {"upload": ticket_id}, format="json")
+    assert response.status_code == 201, response.content
+    return SplitJob.objects.get(pk=response.json()["id"])
 
 
 def send_upload(

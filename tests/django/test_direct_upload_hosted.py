@@ -31,9 +31,11 @@ from tests.django.conftest import hosted_settings, sandbox_stats
 from tests.django.direct_uploads import (
     BIG_BYTES,
     MiB,
+    ask_ticket,
     issue,
     measure,
     send_upload,
+    split_upload,
     write_wav_of_size,
 )
 from tests.sandbox.helpers import file_server
@@ -236,6 +238,7 @@ def big_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.api.urls")
 def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     sandbox: SandboxProcess,
     alice: Any,
@@ -243,23 +246,24 @@ def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     media_root: Path,
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
-    """The issue's "done when" on the hosted backend: PUT to the service, redeem, split.
+    """The issue's "done when" on the hosted backend, through the API: a ticket, the
+    PUT to the service, ``POST /api/splits/`` with ``upload``, the split.
 
     Redeeming reads a header and the size back through ranges, so the test
     process's memory stays far below the file's size; no byte lands in our storage.
     """
     worker_factory(hosted_settings(sandbox))
-    issued = issue(alice, big_wav)
-    assert issued.ticket.destination == "hosted"
+    ticket = ask_ticket(alice, big_wav)
+    assert ticket["destination"] == "hosted"
     began = time.monotonic()
-    sent = send_upload(issued.as_json(), big_wav)
+    sent = send_upload(ticket, big_wav)
     print(
         f"\nthe client's upload of 200 MB to the hosted sandbox: {time.monotonic() - began:.1f} s"
     )
     assert sent.status_code == 200, sent.text
     started = sandbox_stats(sandbox)["downloads"]["started"]
-    job, cost = measure(lambda: tickets.redeem(issued.ticket.pk, owner=alice))
-    print(f"\nredeem of a 200 MB upload on the hosted sandbox: {cost}")
+    job, cost = measure(lambda: split_upload(alice, ticket["id"]))
+    print(f"\nPOST /api/splits/ of a 200 MB upload on the hosted sandbox: {cost}")
     assert cost.python_peak < 16 * MiB, cost
     assert cost.rss_peak_delta < 64 * MiB, cost
     assert sandbox_stats(sandbox)["downloads"]["started"] - started <= 4  # ranges, not a copy

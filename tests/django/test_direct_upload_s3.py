@@ -31,9 +31,11 @@ from tests.conftest import make_wav
 from tests.django.direct_uploads import (
     BIG_BYTES,
     MiB,
+    ask_ticket,
     issue,
     measure,
     send_upload,
+    split_upload,
     write_wav_of_size,
 )
 from tests.django.s3 import BUCKET, S3Server
@@ -217,13 +219,15 @@ def big_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.api.urls")
 def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     s3_server: S3Server,
     alice: Any,
     big_wav: Path,
     worker_factory: Callable[..., WorkerProcess],
 ) -> None:
-    """The issue's "done when" on S3: POST to the bucket, redeem, a worker splits it.
+    """The issue's "done when" on S3, through the API: a ticket, the POST to the
+    bucket, ``POST /api/splits/`` with ``upload``, a worker splits it.
 
     Redeeming reads a header and the size through ranges, so the test process's
     memory stays far below the file's size (boto3 is warm: issuing presigned).
@@ -232,19 +236,24 @@ def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     worker_factory({"BACKEND": "local", "ENGINE": "passthrough"}, storages=storages)
     location = storages["default"]["OPTIONS"]["location"]
     assert big_wav.stat().st_size == BIG_BYTES
-    issued = issue(alice, big_wav)
-    assert issued.ticket.destination == "s3"
+    ticket = ask_ticket(alice, big_wav)
+    assert ticket["destination"] == "s3"
+    stored_as = UploadTicket.objects.get(pk=ticket["id"]).storage_name
     began = time.monotonic()
-    sent = send_upload(issued.as_json(), big_wav)
+    sent = send_upload(ticket, big_wav)
     print(f"\nthe client's upload of 200 MB to S3: {time.monotonic() - began:.1f} s")
     assert sent.status_code in (200, 201, 204), sent.text
-    with mock.patch.object(S3File, "_get_file", side_effect=AssertionError("whole download")):
-        job, cost = measure(lambda: tickets.redeem(issued.ticket.pk, owner=alice))
-    print(f"\nredeem of a 200 MB upload on S3: {cost}")
+
+    def whole_object(self: S3File) -> Any:
+        raise AssertionError("the whole object was read into memory")
+
+    with mock.patch.object(S3File, "file", new=property(whole_object)):
+        job, cost = measure(lambda: split_upload(alice, ticket["id"]))
+    print(f"\nPOST /api/splits/ of a 200 MB upload on S3: {cost}")
     assert cost.python_peak < 16 * MiB, cost
     assert cost.rss_peak_delta < 64 * MiB, cost
-    assert job.audio.name == issued.ticket.storage_name
-    assert s3_server.keys(location) == [f"{location}/{issued.ticket.storage_name}"]
+    assert job.audio.name == stored_as
+    assert s3_server.keys(location) == [f"{location}/{stored_as}"]
     started_job = time.monotonic()
     wait_for(lambda: _terminal(job), timeout=600, what="the 200 MB S3 job to finish")
     print(f"the job, redeemed to succeeded: {time.monotonic() - started_job:.1f} s")
@@ -252,7 +261,7 @@ def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     assert sorted(job.stems.values_list("name", flat=True)) == STEMS
     assert job.duration_seconds == pytest.approx(BIG_BYTES / 4 / 44100, abs=0.01)
     audio_keys = [k for k in s3_server.keys(location) if "/audio/" in k]
-    assert audio_keys == [f"{location}/{issued.ticket.storage_name}"]
+    assert audio_keys == [f"{location}/{stored_as}"]
 
 
 def _terminal(job: SplitJob) -> bool:
