@@ -25,6 +25,7 @@ __all__ = [
     "RangedObjectReader",
     "is_s3_storage",
     "open_stored",
+    "read_failure",
 ]
 
 #: Bytes read from storage at a time.
@@ -64,6 +65,10 @@ class RangeReader(io.RawIOBase):
     def __init__(self, size: int) -> None:
         super().__init__()
         self._size = size
+        #: The first error met while fetching, kept: a decoder that reads through
+        #: this reader may turn it into "not audio", and callers must not take a
+        #: storage outage for a bad file.
+        self.failure: BaseException | None = None
         self._pos = 0
         self._body: Any = None
         self._body_pos = -1
@@ -91,6 +96,13 @@ class RangeReader(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: Any) -> int:
+        try:
+            return self._readinto(buffer)
+        except Exception as exc:
+            self.failure = self.failure or exc
+            raise
+
+    def _readinto(self, buffer: Any) -> int:
         wanted = min(len(buffer), self._size - self._pos)
         if wanted <= 0:
             return 0
@@ -150,6 +162,18 @@ class RangedObjectReader(RangeReader):
 
     def _fetch(self, first: int, last: int) -> Any:
         return self._obj.get(Range=f"bytes={first}-{last}", **self._extra)["Body"]
+
+
+def read_failure(file: Any) -> BaseException | None:
+    """The error a :class:`RangeReader` under ``file`` (a ``File``, a buffered reader)
+    met while fetching, or None: whether a failed read was the storage's fault."""
+    for _ in range(4):
+        if isinstance(file, RangeReader):
+            return file.failure
+        file = getattr(file, "file", None) or getattr(file, "raw", None)
+        if file is None:
+            return None
+    return None
 
 
 def _download_parameters(storage: Any, name: str) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from django_aistemsplitter.destinations import (
     get_destination,
 )
 from django_aistemsplitter.exceptions import AiStemSplitterError, ConfigurationError
+from django_aistemsplitter.filestreams import read_failure
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from django_aistemsplitter.services import create_split
 from django_aistemsplitter.validation import (
@@ -259,6 +260,15 @@ def _locked_ticket(ticket_id: Any, owner: Any) -> UploadTicket:
     return ticket
 
 
+def _unreadable(ticket: UploadTicket, exc: BaseException) -> UploadUnavailableError:
+    """The upload could not be read back (storage or service unreachable): a 503, the
+    file kept, the ticket usable again once it answers."""
+    logger.warning("upload of ticket %s could not be read back: %r", ticket.pk, exc)
+    return UploadUnavailableError(
+        _("The uploaded file cannot be read right now; try again in a minute.")
+    )
+
+
 def _discard(destination: Destination, ticket: UploadTicket) -> None:
     """Delete what ``ticket`` uploaded, and the ticket; a failure is logged and left to purge."""
     try:
@@ -285,7 +295,9 @@ def redeem(
     owner's), ``upload_used``, ``upload_expired``, ``upload_missing`` (nothing,
     or less than declared, arrived) or ``upload_busy`` (a ``PUT`` holds the
     ticket's lease: its upload is still being written; or another request is
-    redeeming it); or any refusal of the validation path. Audio that is refused
+    redeeming it); or any refusal of the validation path.
+    :class:`UploadUnavailableError` when the upload cannot be read back (the
+    storage or the service does not answer): the file is kept. Audio that is refused
     is deleted with its ticket; a refused model or format leaves the ticket usable.
     """
     refused: InvalidSplitRequest | None = None
@@ -301,6 +313,10 @@ def redeem(
                 field="upload",
                 params={"reason": str(exc)},
             ) from exc
+        except (InvalidSplitRequest, ConfigurationError):
+            raise
+        except Exception as exc:  # botocore's errors share no base with OSError
+            raise _unreadable(ticket, exc) from exc
         with audio:
             try:
                 validated = validate_split_request(
@@ -312,7 +328,17 @@ def redeem(
             except InvalidSplitRequest as exc:
                 if exc.field != "audio":
                     raise
+                failure = read_failure(audio)
+                if failure is not None:
+                    # The storage failed mid-read and the decoder called it "not
+                    # audio": the file may be fine, so it is kept for a retry.
+                    raise _unreadable(ticket, failure) from exc
                 refused = exc
+            except Exception as exc:
+                failure = read_failure(audio)
+                if failure is None:
+                    raise
+                raise _unreadable(ticket, failure) from exc
             else:
                 job = create_split(
                     validated,

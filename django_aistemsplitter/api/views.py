@@ -253,6 +253,8 @@ class SplitJobViewSet(
                 )
             except InvalidSplitRequest as exc:
                 raise serializer.refusal(exc, rename={"audio": "upload"}) from exc
+            except tickets.UploadUnavailableError as exc:
+                raise ServiceUnavailable(str(exc)) from exc
         else:
             job = services.create_split(
                 data["split_request"], owner=request.user, metadata=data.get("metadata") or None

@@ -131,10 +131,10 @@ class HttpRangeReader(RangeReader):
         self._url = url
         self._owns_client = owns_client
 
-    def readinto(self, buffer: Any) -> int:
+    def _readinto(self, buffer: Any) -> int:
         for attempt in range(READ_ATTEMPTS):
             try:
-                return super().readinto(buffer)
+                return super()._readinto(buffer)
             except httpx.TransportError as exc:
                 self._drop_body()
                 if attempt == READ_ATTEMPTS - 1:

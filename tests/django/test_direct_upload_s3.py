@@ -19,12 +19,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from botocore.config import Config
 from django.utils import timezone
 from storages.backends.s3 import S3File
 
 from django_aistemsplitter import tickets
 from django_aistemsplitter.destinations import get_destination
 from django_aistemsplitter.exceptions import ConfigurationError
+from django_aistemsplitter.filestreams import RangedObjectReader
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from django_aistemsplitter.validation import InvalidSplitRequest
 from tests.conftest import make_wav
@@ -39,6 +41,7 @@ from tests.django.direct_uploads import (
     write_wav_of_size,
 )
 from tests.django.s3 import BUCKET, S3Server
+from tests.sandbox_process import free_port
 from tests.waiting import wait_for
 from tests.worker import WorkerProcess
 
@@ -109,7 +112,7 @@ def test_an_upload_becomes_a_job_on_the_object_itself_and_succeeds(
     assert s3_server.keys(location) == [key]
     # Read through ranges: django-storages' whole-object download is never used.
     with (
-        mock.patch.object(S3File, "_get_file", side_effect=AssertionError("whole download")),
+        mock.patch.object(S3File, "file", new=property(_whole_object)),
         django_capture_on_commit_callbacks(execute=False) as pending,
     ):
         job = tickets.redeem(issued.ticket.pk, owner=alice, metadata={"k": "v"})
@@ -132,6 +135,68 @@ def test_an_upload_becomes_a_job_on_the_object_itself_and_succeeds(
     with pytest.raises(InvalidSplitRequest) as used:
         tickets.redeem(issued.ticket.pk, owner=alice)
     assert (used.value.code, used.value.field) == ("upload_used", "upload")
+
+
+def _whole_object(self: S3File) -> Any:
+    raise AssertionError("the whole object was read into memory")
+
+
+def test_a_bucket_that_does_not_answer_is_unavailable_and_keeps_the_upload(
+    s3_server: S3Server, location: str, settings: Any, alice: Any, song: Path
+) -> None:
+    """Nothing listens where the storage points (a real fault): 503-kind error, the
+    upload and the ticket kept; once the bucket answers again, the same ticket works."""
+    issued = issue(alice, song)
+    assert send_upload(issued.as_json(), song).status_code in (200, 201, 204)
+    working = settings.STORAGES
+    unreachable = s3_server.storages(location=location)
+    unreachable["default"]["OPTIONS"]["endpoint_url"] = f"http://127.0.0.1:{free_port()}"
+    unreachable["default"]["OPTIONS"]["client_config"] = Config(
+        connect_timeout=1, retries={"max_attempts": 1}
+    )
+    settings.STORAGES = unreachable
+    with pytest.raises(tickets.UploadUnavailableError):
+        tickets.redeem(issued.ticket.pk, owner=alice)
+    settings.STORAGES = working
+    assert s3_server.keys(location) == [f"{location}/{issued.ticket.storage_name}"]
+    job = tickets.redeem(issued.ticket.pk, owner=alice)
+    assert job.audio.name == issued.ticket.storage_name
+
+
+def test_a_read_that_breaks_mid_validation_is_not_taken_for_bad_audio(
+    s3_server: S3Server, location: str, alice: Any, song: Path
+) -> None:
+    """The connection drops inside the header (mocked: moto cannot drop one on demand).
+    The decoder would call the file "not audio"; it must be kept, not deleted."""
+    issued = issue(alice, song)
+    assert send_upload(issued.as_json(), song).status_code in (200, 201, 204)
+    real_fetch = RangedObjectReader._fetch
+
+    class Dropped:
+        def __init__(self, body: Any) -> None:
+            self.body, self.left = body, 12
+
+        def read(self, count: int) -> bytes:
+            if self.left <= 0:
+                raise ConnectionResetError("connection reset by peer")
+            data = bytes(self.body.read(min(count, self.left)))
+            self.left -= len(data)
+            return data
+
+        def close(self) -> None:
+            self.body.close()
+
+    def first_range_only(self: RangedObjectReader, first: int, last: int) -> Any:
+        return Dropped(real_fetch(self, first, last))
+
+    with (
+        mock.patch.object(RangedObjectReader, "_fetch", first_range_only),
+        pytest.raises(tickets.UploadUnavailableError),
+    ):
+        tickets.redeem(issued.ticket.pk, owner=alice)
+    assert s3_server.keys(location) == [f"{location}/{issued.ticket.storage_name}"]
+    assert UploadTicket.objects.filter(pk=issued.ticket.pk, used_at__isnull=True).exists()
+    assert tickets.redeem(issued.ticket.pk, owner=alice).audio.name == issued.ticket.storage_name
 
 
 def test_nothing_uploaded_is_upload_missing_and_the_ticket_stays_usable(
