@@ -325,20 +325,15 @@ def redeem(
                     output_format=output_format,
                     backend=ticket.backend,
                 )
-            except InvalidSplitRequest as exc:
-                if exc.field != "audio":
-                    raise
-                failure = read_failure(audio)
-                if failure is not None:
-                    # The storage failed mid-read and the decoder called it "not
-                    # audio": the file may be fine, so it is kept for a retry.
-                    raise _unreadable(ticket, failure) from exc
-                refused = exc
             except Exception as exc:
                 failure = read_failure(audio)
-                if failure is None:
+                if failure is not None:
+                    # The storage failed mid-read (the decoder may have called the
+                    # file "not audio"): it may be fine, so it is kept for a retry.
+                    raise _unreadable(ticket, failure) from exc
+                if not isinstance(exc, InvalidSplitRequest) or exc.field != "audio":
                     raise
-                raise _unreadable(ticket, failure) from exc
+                refused = exc
             else:
                 job = create_split(
                     validated,
