@@ -24,11 +24,9 @@ partial stem, an orphan file or a duplicate row.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import posixpath
-import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +42,7 @@ from django.utils import timezone
 
 from django_aistemsplitter import contract, signals
 from django_aistemsplitter.client import DownloadPolicy, PolicyNames, download_file
+from django_aistemsplitter.client._transport import BulkReadTransport
 from django_aistemsplitter.conf import get_setting
 from django_aistemsplitter.engines.audio import AudioInfo, probe
 from django_aistemsplitter.exceptions import (
@@ -184,17 +183,6 @@ def _verified(
     return StagedStem(name, path, ext, size, sha256, info, movable)
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """The download client's TLS context, built once per process.
-
-    Building one loads the CA bundle (about 80 ms), and ``httpx`` builds it for
-    every new client even when the stem URLs are plain http; a worker ingests
-    many jobs, and the context holds no per-job state.
-    """
-    return httpx.create_ssl_context()
-
-
 def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -> list[StagedStem]:
     """Download and verify every stem of ``stems`` (name -> URL) into ``workdir``.
 
@@ -211,7 +199,9 @@ def stage_remote_stems(job: SplitJob, stems: Mapping[str, str], workdir: Path) -
     attempts = max(1, int(get_setting("DOWNLOAD_ATTEMPTS")))
     staged = []
     beat = _Heartbeat(job)
-    with httpx.Client(timeout=timeout, follow_redirects=False, verify=_tls_context()) as client:
+    # One TLS context per process and large socket reads (client._transport).
+    transport = BulkReadTransport()
+    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
         for name, url in stems.items():
             ext = _extension(url, job.output_format)
             dest = workdir / f"{name}.{ext}"

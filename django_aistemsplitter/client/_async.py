@@ -12,6 +12,7 @@ import httpx
 
 from django_aistemsplitter.client import _effects as fx
 from django_aistemsplitter.client._base import BaseClient
+from django_aistemsplitter.client._transport import shared_ssl_context
 from django_aistemsplitter.client.downloads import Downloaded, DownloadPolicy, save_url
 
 R = TypeVar("R")
@@ -69,7 +70,7 @@ async def adownload_file(
     headers: Mapping[str, str] | None = None,
 ) -> Downloaded:
     """Asyncio twin of :func:`~django_aistemsplitter.client.download_file`."""
-    client = http if http is not None else httpx.AsyncClient()
+    client = http if http is not None else httpx.AsyncClient(verify=shared_ssl_context())
     try:
         return await run(
             client,
@@ -93,7 +94,7 @@ class AsyncAiStemSplitter(BaseClient[httpx.AsyncClient]):
     asynchronous = True
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient()
+        return httpx.AsyncClient(verify=shared_ssl_context())
 
     async def _run(self, op: fx.Op[R]) -> R:
         return await run(self._http, op)

@@ -12,6 +12,7 @@ import httpx
 
 from django_aistemsplitter.client import _effects as fx
 from django_aistemsplitter.client._base import BaseClient
+from django_aistemsplitter.client._transport import BulkReadTransport
 from django_aistemsplitter.client.downloads import Downloaded, DownloadPolicy, save_url
 
 R = TypeVar("R")
@@ -71,7 +72,7 @@ def download_file(
     a :class:`DownloadRefusedError` is not. ``http`` is an ``httpx.Client`` to
     reuse (it is not closed here); ``timeout`` is the per-read timeout.
     """
-    client = http if http is not None else httpx.Client()
+    client = http if http is not None else httpx.Client(transport=BulkReadTransport())
     try:
         return run(
             client,
@@ -94,7 +95,7 @@ class AiStemSplitter(BaseClient[httpx.Client]):
     """
 
     def _new_http(self) -> httpx.Client:
-        return httpx.Client()
+        return httpx.Client(transport=BulkReadTransport())
 
     def _run(self, op: fx.Op[R]) -> R:
         return run(self._http, op)

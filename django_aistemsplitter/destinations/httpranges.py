@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import httpx
 
+from django_aistemsplitter.client._transport import BulkReadTransport
 from django_aistemsplitter.filestreams import RangeReader
 
 __all__ = [
@@ -178,7 +179,7 @@ def open_url(url: str, *, timeout: float = 30.0) -> tuple[IO[bytes], int]:
     :class:`RemoteFileMissingError` (404/410), :class:`RemoteFileRefusedError`
     (401/403) or :class:`RemoteFileError` (anything else, a transport error too).
     """
-    client = httpx.Client(timeout=timeout, follow_redirects=True)
+    client = httpx.Client(timeout=timeout, follow_redirects=True, transport=BulkReadTransport())
     try:
         try:
             request = client.build_request("GET", url, headers={**_IDENTITY, "Range": "bytes=0-0"})
