@@ -24,6 +24,8 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+# The one list of these names: client.exceptions, client and exceptions
+# re-export it (``from ._errors import __all__ as __all__``), never spell it out.
 __all__ = [
     "APIError",
     "APITimeoutError",

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Container, Iterable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -397,6 +398,30 @@ def _positive_number(value: Any, *, integer: bool) -> bool:
     return bool(value > 0) and value != float("inf")
 
 
+def _not_positive(
+    keys: Iterable[str], check_id: str, *, fractional: Container[str] = ()
+) -> list[CheckMessage]:
+    """Error ``check_id`` for each of the settings ``keys`` that is not a number above 0.
+
+    Each must be a whole number unless it is ``fractional``; the hint names the
+    default, which removing the setting restores.
+    """
+    messages: list[CheckMessage] = []
+    for key in keys:
+        value = get_setting(key)
+        integer = key not in fractional
+        if not _positive_number(value, integer=integer):
+            kind = "a whole number of 1 or more" if integer else "a number above 0"
+            messages.append(
+                Error(
+                    f"{_name(key)} is {value!r}; it must be {kind}.",
+                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
+                    id=check_id,
+                )
+            )
+    return messages
+
+
 @register(TAG)
 def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """E020/W020: the limits that make every job end must be able to end one.
@@ -409,17 +434,10 @@ def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """
     if not _settings_ok():
         return []
-    messages: list[CheckMessage] = []
-    for key in ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS", "RECONCILE_BATCH_SIZE"):
-        value = get_setting(key)
-        if not _positive_number(value, integer=True):
-            messages.append(
-                Error(
-                    f"{_name(key)} is {value!r}; it must be a whole number of 1 or more.",
-                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
-                    id="aistemsplitter.E020",
-                )
-            )
+    messages = _not_positive(
+        ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS", "RECONCILE_BATCH_SIZE"),
+        "aistemsplitter.E020",
+    )
     timeout = get_setting("JOB_TIMEOUT")
     if timeout in (None, 0):
         return messages
@@ -447,14 +465,14 @@ def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     return messages
 
 
-#: Settings that bound the audio a request may bring: key -> whole number expected.
-_AUDIO_LIMITS = {
-    "MAX_UPLOAD_BYTES": True,
-    "MIN_SAMPLE_RATE": True,
-    "MAX_SAMPLE_RATE": True,
-    "MAX_CHANNELS": True,
-    "MAX_DURATION_SECONDS": False,
-}
+#: Settings that bound the audio a request may bring; the duration may be fractional.
+_AUDIO_LIMITS = (
+    "MAX_UPLOAD_BYTES",
+    "MIN_SAMPLE_RATE",
+    "MAX_SAMPLE_RATE",
+    "MAX_CHANNELS",
+    "MAX_DURATION_SECONDS",
+)
 
 
 def _cost_ceiling() -> Decimal:
@@ -478,18 +496,9 @@ def check_audio_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """
     if not _settings_ok():
         return []
-    messages: list[CheckMessage] = []
-    for key, integer in _AUDIO_LIMITS.items():
-        value = get_setting(key)
-        if not _positive_number(value, integer=integer):
-            kind = "a whole number" if integer else "a number"
-            messages.append(
-                Error(
-                    f"{_name(key)} is {value!r}; it must be {kind} above 0.",
-                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
-                    id="aistemsplitter.E030",
-                )
-            )
+    messages = _not_positive(
+        _AUDIO_LIMITS, "aistemsplitter.E030", fractional={"MAX_DURATION_SECONDS"}
+    )
     if messages:
         return messages
     low, high = get_setting("MIN_SAMPLE_RATE"), get_setting("MAX_SAMPLE_RATE")
@@ -633,17 +642,9 @@ def check_direct_uploads(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     """
     if not _settings_ok():
         return []
-    messages: list[CheckMessage] = []
-    for key in ("UPLOAD_TICKET_TTL", "MAX_OPEN_UPLOAD_TICKETS"):
-        value = get_setting(key)
-        if not _positive_number(value, integer=True):
-            messages.append(
-                Error(
-                    f"{_name(key)} is {value!r}; it must be a whole number of 1 or more.",
-                    hint=f"Remove it to use the default ({DEFAULTS[key]!r}).",
-                    id="aistemsplitter.E061",
-                )
-            )
+    messages = _not_positive(
+        ("UPLOAD_TICKET_TTL", "MAX_OPEN_UPLOAD_TICKETS"), "aistemsplitter.E061"
+    )
     chosen = get_setting("DIRECT_UPLOAD")
     if chosen is None:
         return messages

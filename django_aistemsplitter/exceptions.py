@@ -31,7 +31,12 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 
 from django_aistemsplitter import _errors as client_errors
-from django_aistemsplitter._errors import (
+
+# Named one by one, not with ``*`` as the client's modules do: this module
+# redefines ConfigurationError and UnsafeStemNameError, and a star import would
+# bind those two names to the client's classes for mypy (a no-redef error, then
+# the wrong type wherever they are used).
+from django_aistemsplitter._errors import (  # noqa: F401 (re-exported through __all__)
     AiStemSplitterError,
     APIError,
     APITimeoutError,
@@ -53,34 +58,16 @@ from django_aistemsplitter._errors import (
     SplitFailedError,
     UnsupportedAudioError,
 )
+from django_aistemsplitter._errors import __all__ as __all__
 
+# The client's names first: imported as this module's ``__all__`` so that mypy
+# counts them as exported (see client/exceptions.py), then the Django side's own.
 __all__ = [
-    "APIError",
-    "APITimeoutError",
-    "AiStemSplitterError",
+    *__all__,
     "AudioDecodeError",
-    "AuthenticationError",
-    "ConfigurationError",
-    "DownloadError",
-    "DownloadRefusedError",
-    "DownloadTimeoutError",
     "EngineError",
-    "IdempotencyConflictError",
-    "IncompleteDownloadError",
-    "InsufficientCreditsError",
-    "InvalidRequestError",
     "InvalidTransitionError",
-    "MalformedWebhookError",
     "ModelWeightsNotFoundError",
-    "NetworkError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "RateLimitError",
-    "ServerError",
-    "SignatureVerificationError",
-    "SplitFailedError",
-    "UnsafeStemNameError",
-    "UnsupportedAudioError",
     "UnsupportedModelError",
 ]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
@@ -85,57 +85,67 @@ def _read(stream: IO[Any] | None) -> bytes:
     return body
 
 
-class JSONParser(parsers.JSONParser):
+class _BoundedParser(parsers.BaseParser):
+    """What the three parsers share: every way a body can be refused is a 400.
+
+    A charset that is not a text encoding, a body over Django's limits and input
+    the subclass cannot parse (any ``ValueError``: ``JSONDecodeError``,
+    ``UnicodeDecodeError`` ...) all become a ``ParseError`` whose message names
+    the kind of body. A subclass parses in :meth:`parse_body`.
+    """
+
+    #: How the 400's message names the body: ``"JSON parse error - ..."``.
+    kind: ClassVar[str]
+
+    def parse(
+        self,
+        stream: IO[Any] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        encoding = _encoding(parser_context)
+        try:
+            return self.parse_body(stream, encoding, media_type, parser_context)
+        except (*BODY_LIMIT_ERRORS, ValueError) as exc:
+            raise ParseError(f"{self.kind} parse error - {exc}") from None
+
+    def parse_body(self, stream: IO[Any] | None, encoding: str, *drf_args: Any) -> Any:
+        """The parsed body, in ``encoding`` (known to be a text encoding).
+
+        ``drf_args`` are DRF's ``media_type`` and ``parser_context``, for a
+        parser that hands the stream on to DRF's own ``parse``.
+        """
+        raise NotImplementedError
+
+
+class JSONParser(_BoundedParser, parsers.JSONParser):
     """``application/json``, bounded in size and depth; strict about what JSON is."""
 
-    def parse(
-        self,
-        stream: IO[Any] | None,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        encoding = _encoding(parser_context)
-        body = _read(stream)
-        try:
-            return loads(body.decode(encoding), depth=MAX_JSON_DEPTH + 1)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError too
-            raise ParseError(f"JSON parse error - {exc}") from None
+    kind = "JSON"
+
+    def parse_body(self, stream: IO[Any] | None, encoding: str, *drf_args: Any) -> Any:
+        return loads(_read(stream).decode(encoding), depth=MAX_JSON_DEPTH + 1)
 
 
-class FormParser(parsers.FormParser):
+class FormParser(_BoundedParser, parsers.FormParser):
     """``application/x-www-form-urlencoded``, bounded like Django's ``request.POST``."""
 
-    def parse(
-        self,
-        stream: IO[Any] | None,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        encoding = _encoding(parser_context)
-        body = _read(stream)
-        try:
-            return QueryDict(body, encoding=encoding)
-        except (*BODY_LIMIT_ERRORS, ValueError) as exc:
-            raise ParseError(f"Form parse error - {exc}") from None
+    kind = "Form"
+
+    def parse_body(self, stream: IO[Any] | None, encoding: str, *drf_args: Any) -> Any:
+        return QueryDict(_read(stream), encoding=encoding)
 
 
-class MultiPartParser(parsers.MultiPartParser):
+class MultiPartParser(_BoundedParser, parsers.MultiPartParser):
     """``multipart/form-data``: Django's limits answer 400 like any other parse error.
 
     Uploads stream through the request's upload handlers, so the create view's
     size limit (:mod:`django_aistemsplitter.uploads`) applies while it is read.
     """
 
-    def parse(
-        self,
-        stream: IO[Any] | None,
-        media_type: str | None = None,
-        parser_context: Mapping[str, Any] | None = None,
-    ) -> Any:
-        _encoding(parser_context)
+    kind = "Multipart form"
+
+    def parse_body(self, stream: IO[Any] | None, encoding: str, *drf_args: Any) -> Any:
         if stream is None:
-            raise ParseError("Multipart form parse error - no body.")
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except (*BODY_LIMIT_ERRORS, ValueError) as exc:
-            raise ParseError(f"Multipart form parse error - {exc}") from None
+            raise ParseError(f"{self.kind} parse error - no body.")
+        return parsers.MultiPartParser.parse(self, stream, *drf_args)

@@ -60,6 +60,14 @@ FORBIDDEN = OpenApiResponse(
     ErrorSerializer, description="Another user's job, without the change_splitjob permission."
 )
 TOO_MANY = OpenApiResponse(ErrorSerializer, description="Too many splits; retry later.")
+#: What an action on one job (retry, cancel) may answer.
+JOB_ACTION_RESPONSES = {
+    200: SplitJobSerializer,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    409: CONFLICT,
+}
 
 
 def documented(**kwargs: Any) -> Callable[[F], F]:
@@ -72,6 +80,11 @@ def documented(**kwargs: Any) -> Callable[[F], F]:
         return extend_schema(**kwargs)(func)
 
     return decorator
+
+
+def _conflict(detail: str) -> Response:
+    """409: the job's status does not allow the action; ``detail`` says why."""
+    return Response({"detail": detail}, status=status.HTTP_409_CONFLICT)
 
 
 def _first_challenge(authenticators: Any, request: Request) -> str:
@@ -315,57 +328,36 @@ class SplitJobViewSet(
         summary="Retry a failed or cancelled job",
         description="Counts against the create throttle: a retry is a new split.",
         request=None,
-        responses={
-            200: SplitJobSerializer,
-            401: UNAUTHENTICATED,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: CONFLICT,
-            429: TOO_MANY,
-        },
+        responses={**JOB_ACTION_RESPONSES, 429: TOO_MANY},
     )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
         if job.status not in RETRYABLE:
-            return Response(
-                {"detail": f"Only failed or cancelled jobs can be retried; it is {job.status}."},
-                status=status.HTTP_409_CONFLICT,
-            )
+            return _conflict(f"Only failed or cancelled jobs can be retried; it is {job.status}.")
         try:
             job = services.retry(job)
         except (AiStemSplitterError, ValueError) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return _conflict(str(exc))
         return self._job_response(job)
 
     @documented(
         summary="Cancel a running job",
         request=None,
-        responses={
-            200: SplitJobSerializer,
-            401: UNAUTHENTICATED,
-            403: FORBIDDEN,
-            404: NOT_FOUND,
-            409: CONFLICT,
-        },
+        responses=JOB_ACTION_RESPONSES,
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         job = self.get_object()
         if job.is_terminal:
-            return Response(
-                {"detail": f"The job is already {job.status}."}, status=status.HTTP_409_CONFLICT
-            )
+            return _conflict(f"The job is already {job.status}.")
         try:
             cancelled = services.cancel(job)
         except (AiStemSplitterError, ValueError) as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return _conflict(str(exc))
         if not cancelled:
             job.refresh_from_db()
-            return Response(
-                {"detail": f"The job could not be cancelled; it is {job.status}."},
-                status=status.HTTP_409_CONFLICT,
-            )
+            return _conflict(f"The job could not be cancelled; it is {job.status}.")
         return self._job_response(job)
 
     @documented(

@@ -22,30 +22,12 @@ from django_aistemsplitter.client._async import (
 from django_aistemsplitter.client._sync import AiStemSplitter, StemSplitter, download_file
 from django_aistemsplitter.client.downloads import Downloaded, DownloadPolicy, PolicyNames
 from django_aistemsplitter.client.events import parse_event
-from django_aistemsplitter.client.exceptions import (
-    AiStemSplitterError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-    DownloadError,
-    DownloadRefusedError,
-    DownloadTimeoutError,
-    IdempotencyConflictError,
-    IncompleteDownloadError,
-    InsufficientCreditsError,
-    InvalidRequestError,
-    MalformedWebhookError,
-    NetworkError,
-    NotFoundError,
-    PayloadTooLargeError,
-    RateLimitError,
-    ServerError,
-    SignatureVerificationError,
-    SplitFailedError,
-    UnsafeStemNameError,
-    UnsupportedAudioError,
-)
+
+# The error classes, whose names are listed once, in ``_errors.__all__``: ``*``
+# brings them, and ``__all__ as __all__`` is the form mypy reads as "exported
+# here too" (see client/exceptions.py); ``__all__`` below extends that list.
+from django_aistemsplitter.client.exceptions import *  # noqa: F403
+from django_aistemsplitter.client.exceptions import __all__ as __all__
 from django_aistemsplitter.client.polling import (
     PollSchedule,
     RetryPolicy,
@@ -63,42 +45,22 @@ from django_aistemsplitter.client.types import (
     WebhookEvent,
 )
 
+# The errors' names (imported above as ``__all__``), then the client's own.
 __all__ = [
-    "APIError",
-    "APITimeoutError",
+    *__all__,
     "AiStemSplitter",
-    "AiStemSplitterError",
     "AsyncAiStemSplitter",
     "AsyncStemSplitter",
-    "AuthenticationError",
-    "ConfigurationError",
     "Credits",
-    "DownloadError",
     "DownloadPolicy",
-    "DownloadRefusedError",
-    "DownloadTimeoutError",
     "Downloaded",
-    "IdempotencyConflictError",
-    "IncompleteDownloadError",
-    "InsufficientCreditsError",
-    "InvalidRequestError",
-    "MalformedWebhookError",
-    "NetworkError",
-    "NotFoundError",
-    "PayloadTooLargeError",
     "PolicyNames",
     "PollSchedule",
-    "RateLimitError",
     "RetryPolicy",
-    "ServerError",
-    "SignatureVerificationError",
     "Split",
     "SplitError",
-    "SplitFailedError",
     "SplitPage",
     "StemSplitter",
-    "UnsafeStemNameError",
-    "UnsupportedAudioError",
     "Upload",
     "UploadedInput",
     "WebhookEvent",

@@ -21,52 +21,9 @@ and their ``__module__`` names this module.
 
 from __future__ import annotations
 
-from django_aistemsplitter._errors import (
-    AiStemSplitterError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    ConfigurationError,
-    DownloadError,
-    DownloadRefusedError,
-    DownloadTimeoutError,
-    IdempotencyConflictError,
-    IncompleteDownloadError,
-    InsufficientCreditsError,
-    InvalidRequestError,
-    MalformedWebhookError,
-    NetworkError,
-    NotFoundError,
-    PayloadTooLargeError,
-    RateLimitError,
-    ServerError,
-    SignatureVerificationError,
-    SplitFailedError,
-    UnsafeStemNameError,
-    UnsupportedAudioError,
-)
-
-__all__ = [
-    "APIError",
-    "APITimeoutError",
-    "AiStemSplitterError",
-    "AuthenticationError",
-    "ConfigurationError",
-    "DownloadError",
-    "DownloadRefusedError",
-    "DownloadTimeoutError",
-    "IdempotencyConflictError",
-    "IncompleteDownloadError",
-    "InsufficientCreditsError",
-    "InvalidRequestError",
-    "MalformedWebhookError",
-    "NetworkError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "RateLimitError",
-    "ServerError",
-    "SignatureVerificationError",
-    "SplitFailedError",
-    "UnsafeStemNameError",
-    "UnsupportedAudioError",
-]
+# The names are listed once, in ``_errors.__all__``: the star import brings exactly
+# those, and importing ``__all__ as __all__`` is the form mypy reads as "this
+# module exports what that one does". A plain ``__all__ = _errors.__all__`` would
+# leave mypy an empty export list: ``from ...exceptions import *`` would bring nothing.
+from django_aistemsplitter._errors import *  # noqa: F403
+from django_aistemsplitter._errors import __all__ as __all__

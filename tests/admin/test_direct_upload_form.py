@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from tests.api.helpers import files_under, wav_bytes
+from tests.django.direct_uploads import TICKET_KEYS
 
 pytestmark = pytest.mark.django_db
 
@@ -146,17 +147,7 @@ def test_ticket_view_answers_the_api_shape(admin_client: Client, app_uploads: Pa
     response = ask_ticket(admin_client, filename="My Song.wav", size=1234)
     assert response.status_code == 201
     ticket = response.json()
-    assert set(ticket) == {
-        "id",
-        "destination",
-        "url",
-        "method",
-        "headers",
-        "fields",
-        "file_field",
-        "expires_at",
-        "max_bytes",
-    }
+    assert set(ticket) == TICKET_KEYS
     assert ticket["destination"] == "app" and ticket["max_bytes"] == 1234
     row = UploadTicket.objects.get(pk=ticket["id"])
     assert row.owner.username == "admin" and row.used_at is None

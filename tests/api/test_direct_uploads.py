@@ -22,6 +22,7 @@ from rest_framework.test import APIClient
 
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from tests.api.helpers import files_under, wav_bytes
+from tests.django.direct_uploads import TICKET_KEYS
 from tests.sandbox_process import free_port
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.api.urls")]
@@ -106,17 +107,7 @@ def test_ticket_upload_split_runs_to_success_on_the_uploaded_file(
     assert ticket["method"] == "PUT"
     assert ticket["url"].startswith("http://testserver/aistemsplitter/uploads/")
     assert ticket["max_bytes"] == len(data)
-    assert set(ticket) == {
-        "id",
-        "destination",
-        "url",
-        "method",
-        "headers",
-        "fields",
-        "file_field",
-        "expires_at",
-        "max_bytes",
-    }
+    assert set(ticket) == TICKET_KEYS
     assert send(ticket, data).status_code == 201
     stored = UploadTicket.objects.get(pk=ticket["id"]).storage_name
     assert (media_root / stored).read_bytes() == data
@@ -310,17 +301,7 @@ def test_the_schema_documents_direct_uploads() -> None:
     assert {"201", "400", "401", "429"} <= set(tickets["responses"])
     ticket_ref = tickets["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
     component = schema["components"]["schemas"][ticket_ref.rsplit("/", 1)[-1]]
-    assert set(component["properties"]) == {
-        "id",
-        "destination",
-        "url",
-        "method",
-        "headers",
-        "fields",
-        "file_field",
-        "expires_at",
-        "max_bytes",
-    }
+    assert set(component["properties"]) == TICKET_KEYS
     request_ref = tickets["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     request = schema["components"]["schemas"][request_ref.rsplit("/", 1)[-1]]
     assert set(request["required"]) == {"filename", "size"}

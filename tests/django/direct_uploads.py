@@ -1,5 +1,9 @@
 """What the direct-upload tests share: a ticket for a file, sending a ticket's bytes as
 a client would, a 200 MB WAV written without holding it, and the memory a step costs.
+
+The fixtures are named with ``name=`` so that a test module imports them by their
+function names (``alice_fixture``...) and its tests' ``alice`` parameters do not
+shadow the import.
 """
 
 from __future__ import annotations
@@ -15,15 +19,59 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from rest_framework.test import APIClient
 
 from django_aistemsplitter import tickets
 from django_aistemsplitter.models import SplitJob
+from tests.conftest import make_wav
 
 MiB = 1024**2
 #: The default MAX_UPLOAD_BYTES, exactly: the largest upload the app accepts.
 BIG_BYTES = 200 * MiB
 RATE, CHANNELS, WIDTH = 44100, 2, 2
+#: What a ticket answer holds, from the API and the admin's ticket view alike.
+TICKET_KEYS = frozenset(
+    {
+        "id",
+        "destination",
+        "url",
+        "method",
+        "headers",
+        "fields",
+        "file_field",
+        "expires_at",
+        "max_bytes",
+    }
+)
+#: The stems of a finished job, sorted: the sandbox's and the passthrough engine's.
+STEMS = ["bass", "drums", "other", "vocals"]
+
+
+@pytest.fixture(name="alice")
+def alice_fixture(django_user_model: Any) -> Any:
+    """The user who uploads."""
+    return django_user_model.objects.create_user("alice", password="x")
+
+
+@pytest.fixture(name="song")
+def song_fixture(tmp_path: Path) -> Path:
+    """A 2 s WAV whose name needs cleaning for storage: ``my song.wav``."""
+    return make_wav(tmp_path / "my song.wav", seconds=2.0)
+
+
+@pytest.fixture(name="big_wav", scope="module")
+def big_wav_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WAV of exactly :data:`BIG_BYTES`, written once for the test module."""
+    path = tmp_path_factory.mktemp("big") / "long song.wav"
+    write_wav_of_size(path, BIG_BYTES)
+    return path
+
+
+def terminal(job: SplitJob) -> bool:
+    """Whether ``job`` has ended, read afresh: what to ``wait_for`` on another process."""
+    job.refresh_from_db()
+    return job.is_terminal
 
 
 def issue(owner: Any, path: Path, size: int | None = None) -> tickets.IssuedTicket:

@@ -30,13 +30,17 @@ from tests.conftest import make_wav
 from tests.django.conftest import hosted_settings, sandbox_stats
 from tests.django.direct_uploads import (
     BIG_BYTES,
+    STEMS,
     MiB,
+    alice_fixture,  # noqa: F401 - the fixture "alice"
     ask_ticket,
+    big_wav_fixture,  # noqa: F401 - the fixture "big_wav"
     issue,
     measure,
     send_upload,
+    song_fixture,  # noqa: F401 - the fixture "song"
     split_upload,
-    write_wav_of_size,
+    terminal,
 )
 from tests.sandbox.helpers import file_server
 from tests.sandbox_process import SandboxProcess
@@ -45,7 +49,6 @@ from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db]
 
-STEMS = ["bass", "drums", "other", "vocals"]
 PRESIGN = "POST /audio/uploads"
 RECEIVE = "PUT /uploads/{id}"
 
@@ -54,16 +57,6 @@ RECEIVE = "PUT /uploads/{id}"
 def hosted(sandbox: SandboxProcess, settings: Any, media_root: Path) -> SandboxProcess:
     settings.AISTEMSPLITTER = hosted_settings(sandbox)
     return sandbox
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("alice", password="x")
-
-
-@pytest.fixture
-def song(tmp_path: Path) -> Path:
-    return make_wav(tmp_path / "my song.wav", seconds=2.0)
 
 
 def requests(sandbox: SandboxProcess) -> dict[str, int]:
@@ -113,7 +106,7 @@ def test_an_upload_becomes_a_job_on_the_services_upload_and_succeeds(
     assert job.original_filename == "my song.wav"
     assert job.duration_seconds == pytest.approx(2.0)
     assert stored_files(media_root) == []  # nothing stored on our side
-    wait_for(lambda: _terminal(job), timeout=120, what="the hosted job to finish")
+    wait_for(lambda: terminal(job), timeout=120, what="the hosted job to finish")
     assert job.status == SplitJob.Status.SUCCEEDED, (job.error_code, job.error_message)
     assert sorted(job.stems.values_list("name", flat=True)) == STEMS
     assert job.remote_input == {"type": "uploaded_file", "uploadId": upload_id}
@@ -228,13 +221,6 @@ def test_the_ranged_reader_reads_any_part_and_no_more(
 # --- 200 MB -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def big_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("big") / "long song.wav"
-    write_wav_of_size(path, BIG_BYTES)
-    return path
-
-
 @pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
@@ -269,17 +255,12 @@ def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     assert sandbox_stats(sandbox)["downloads"]["started"] - started <= 4  # ranges, not a copy
     assert job.remote_input["type"] == "uploaded_file" and not job.audio
     started_job = time.monotonic()
-    wait_for(lambda: _terminal(job), timeout=600, what="the 200 MB hosted job to finish")
+    wait_for(lambda: terminal(job), timeout=600, what="the 200 MB hosted job to finish")
     print(f"the job, redeemed to succeeded: {time.monotonic() - started_job:.1f} s")
     assert job.status == SplitJob.Status.SUCCEEDED, (job.error_code, job.error_message)
     assert sorted(job.stems.values_list("name", flat=True)) == STEMS
     assert job.duration_seconds == pytest.approx(BIG_BYTES / 4 / 44100, abs=0.01)
     assert not [p for p in stored_files(media_root) if "/audio/" in str(p)]
-
-
-def _terminal(job: SplitJob) -> bool:
-    job.refresh_from_db()
-    return job.is_terminal
 
 
 def test_the_ranged_reader_copes_with_a_server_without_ranges(tmp_path: Path) -> None:

@@ -29,16 +29,19 @@ from django_aistemsplitter.exceptions import ConfigurationError
 from django_aistemsplitter.filestreams import RangedObjectReader
 from django_aistemsplitter.models import SplitJob, UploadTicket
 from django_aistemsplitter.validation import InvalidSplitRequest
-from tests.conftest import make_wav
 from tests.django.direct_uploads import (
     BIG_BYTES,
+    STEMS,
     MiB,
+    alice_fixture,  # noqa: F401 - the fixture "alice"
     ask_ticket,
+    big_wav_fixture,  # noqa: F401 - the fixture "big_wav"
     issue,
     measure,
     send_upload,
+    song_fixture,  # noqa: F401 - the fixture "song"
     split_upload,
-    write_wav_of_size,
+    terminal,
 )
 from tests.django.s3 import BUCKET, S3Server
 from tests.sandbox_process import free_port
@@ -46,8 +49,6 @@ from tests.waiting import wait_for
 from tests.worker import WorkerProcess
 
 pytestmark = [pytest.mark.django_db]
-
-STEMS = ["bass", "drums", "other", "vocals"]
 
 
 @pytest.fixture
@@ -57,16 +58,6 @@ def location(s3_server: S3Server, settings: Any) -> str:
     settings.STORAGES = s3_server.storages(location=prefix)
     settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "BACKEND": "local"}
     return prefix
-
-
-@pytest.fixture
-def alice(django_user_model: Any) -> Any:
-    return django_user_model.objects.create_user("alice", password="x")
-
-
-@pytest.fixture
-def song(tmp_path: Path) -> Path:
-    return make_wav(tmp_path / "my song.wav", seconds=2.0)
 
 
 def policy_of(issued: dict[str, Any]) -> dict[str, Any]:
@@ -277,13 +268,6 @@ def test_s3_needs_an_s3_storage(settings: Any, alice: Any, song: Path) -> None:
 # --- 200 MB -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def big_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("big") / "long song.wav"
-    write_wav_of_size(path, BIG_BYTES)
-    return path
-
-
 @pytest.mark.slow
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
@@ -323,18 +307,13 @@ def test_a_200_mb_wav_reaches_a_succeeded_job_without_django_holding_it(
     assert job.audio.name == stored_as
     assert s3_server.keys(location) == [f"{location}/{stored_as}"]
     started_job = time.monotonic()
-    wait_for(lambda: _terminal(job), timeout=600, what="the 200 MB S3 job to finish")
+    wait_for(lambda: terminal(job), timeout=600, what="the 200 MB S3 job to finish")
     print(f"the job, redeemed to succeeded: {time.monotonic() - started_job:.1f} s")
     assert job.status == SplitJob.Status.SUCCEEDED, (job.error_code, job.error_message)
     assert sorted(job.stems.values_list("name", flat=True)) == STEMS
     assert job.duration_seconds == pytest.approx(BIG_BYTES / 4 / 44100, abs=0.01)
     audio_keys = [k for k in s3_server.keys(location) if "/audio/" in k]
     assert audio_keys == [f"{location}/{stored_as}"]
-
-
-def _terminal(job: SplitJob) -> bool:
-    job.refresh_from_db()
-    return job.is_terminal
 
 
 def test_the_storages_object_parameters_become_form_fields(

@@ -38,6 +38,7 @@ from django.test import Client
 from django.utils import timezone
 
 from django_aistemsplitter import contract, dispatch, jobs, services, steps
+from django_aistemsplitter.client import AiStemSplitter
 from django_aistemsplitter.client.signing import sign_payload
 from django_aistemsplitter.client.types import Split
 from django_aistemsplitter.dispatch import Step
@@ -102,9 +103,14 @@ def webhook_settings(settings: Any) -> None:
     }
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Step, str]]:
-    """Every step sent to the workers (the dispatch sender replaced by a recorder)."""
+@pytest.fixture(name="sent")
+def sent_fixture(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Step, str]]:
+    """Every step sent to the workers (the dispatch sender replaced by a recorder).
+
+    Thread-safe, for runs on other connections. Named with ``name=`` so that
+    ``test_reconcile_batches`` imports it as ``sent_fixture`` and its tests'
+    ``sent`` parameters do not shadow the import.
+    """
     messages: list[tuple[Step, str]] = []
     lock = threading.Lock()
 
@@ -310,6 +316,16 @@ def test_a_redownload_that_finds_the_job_gone_leaves_no_file(
 # --- one ingest per success -------------------------------------------------------------
 
 
+def submit_and_finish(wav_file: Path, sandbox: SandboxProcess) -> tuple[SplitJob, Split]:
+    """A job this process submits to ``sandbox``, and its remote split once it has finished."""
+    job = services.split(wav_file)
+    assert steps.submit(SplitJob.objects.get(pk=job.pk)).startswith("submitted")
+    job.refresh_from_db()
+    with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
+        client.wait_for_split(job.remote_id, timeout=30, interval=0.1)
+        return job, client.get_split(job.remote_id)
+
+
 def test_a_poll_and_a_webhook_for_the_same_success_queue_one_ingest(
     settings: Any,
     sandbox: SandboxProcess,
@@ -319,15 +335,8 @@ def test_a_poll_and_a_webhook_for_the_same_success_queue_one_ingest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Both read the job as ``processing``, then both apply the success at once."""
-    from django_aistemsplitter.client import AiStemSplitter
-
     settings.AISTEMSPLITTER = hosted_settings(sandbox, TASK_QUEUE="nowhere-never-consumed")
-    job = services.split(wav_file)
-    assert steps.submit(SplitJob.objects.get(pk=job.pk)).startswith("submitted")
-    job.refresh_from_db()
-    with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
-        client.wait_for_split(job.remote_id, timeout=30, interval=0.1)
-        remote = client.get_split(job.remote_id)
+    job, remote = submit_and_finish(wav_file, sandbox)
     SplitJob.objects.filter(pk=job.pk).update(status=SplitStatus.PROCESSING)
     sent.clear()
 
@@ -399,7 +408,6 @@ def test_with_a_real_worker_a_racing_poll_and_webhook_download_the_stems_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same race, with the ingest run by a real worker: one message, four downloads."""
-    from django_aistemsplitter.client import AiStemSplitter
     from django_aistemsplitter.tasks import send_step
 
     sandbox = sandbox_factory()
@@ -413,12 +421,7 @@ def test_with_a_real_worker_a_racing_poll_and_webhook_download_the_stems_once(
             send_step(step, job_id, kwargs, countdown)
 
     monkeypatch.setattr(dispatch, "_sender", sender)
-    job = services.split(wav_file)
-    assert steps.submit(SplitJob.objects.get(pk=job.pk)).startswith("submitted")
-    job.refresh_from_db()
-    with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
-        client.wait_for_split(job.remote_id, timeout=30, interval=0.1)
-        remote = client.get_split(job.remote_id)
+    job, remote = submit_and_finish(wav_file, sandbox)
 
     real_apply = jobs.apply_remote_split
     both_read = threading.Barrier(2)

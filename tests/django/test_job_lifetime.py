@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from django.core.files.storage import FileSystemStorage
@@ -78,21 +78,36 @@ def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def configure(settings: Any, **values: Any) -> None:
-    settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, **values}
+class Jobs:
+    """Jobs made and run in this process, on the test's settings and on-commit capture."""
+
+    def __init__(self, settings: Any, capture: Callable[..., Any]) -> None:
+        self.settings = settings
+        self.capture = capture
+
+    def configure(self, **values: Any) -> None:
+        """Override these ``AISTEMSPLITTER`` values for the test."""
+        self.settings.AISTEMSPLITTER = {**self.settings.AISTEMSPLITTER, **values}
+
+    def new(self, path: Path) -> SplitJob:
+        """A job whose submit step is not sent (the test runs it)."""
+        with self.capture():
+            return services.split(path)
+
+    def submit(self, job: SplitJob) -> Any:
+        """Run ``job``'s submit step here, then its on-commit callbacks; the task's result."""
+        with self.capture(execute=True):
+            result = submit_split.apply(args=[str(job.pk)])
+        job.refresh_from_db()
+        return result
 
 
-def new_job(path: Path, capture: Callable[..., Any]) -> SplitJob:
-    """A job whose submit step is not sent (the test runs it)."""
-    with capture():
-        return services.split(path)
-
-
-def run_submit(job: SplitJob, capture: Callable[..., Any]) -> Any:
-    with capture(execute=True):
-        result = submit_split.apply(args=[str(job.pk)])
-    job.refresh_from_db()
-    return result
+@pytest.fixture
+def jobs(
+    settings: Any, media_root: Path, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> Jobs:
+    """Make and run jobs here, their files under this test's own media root."""
+    return Jobs(settings, django_capture_on_commit_callbacks)
 
 
 def files_under(root: Path) -> list[str]:
@@ -120,19 +135,16 @@ def stem_paths(job: SplitJob) -> list[Path]:
 def test_an_engine_that_dies_fails_its_job_and_the_next_job_runs(
     engine: str,
     words: str,
-    settings: Any,
+    jobs: Jobs,
     media_root: Path,
     temp_dir: Path,
     tmp_path: Path,
     failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    configure(settings, ENGINE=f"{ENGINES}.{engine}")
-    crafted = new_job(
-        make_wav(tmp_path / "mono.wav", channels=1), django_capture_on_commit_callbacks
-    )
+    jobs.configure(ENGINE=f"{ENGINES}.{engine}")
+    crafted = jobs.new(make_wav(tmp_path / "mono.wav", channels=1))
 
-    assert run_submit(crafted, django_capture_on_commit_callbacks).get() == "failed"
+    assert jobs.submit(crafted).get() == "failed"
     assert crafted.status == SplitJob.Status.FAILED
     assert crafted.error_code == "ENGINE_CRASHED"
     assert words in crafted.error_message
@@ -142,8 +154,8 @@ def test_an_engine_that_dies_fails_its_job_and_the_next_job_runs(
     assert list(temp_dir.glob(f"{STAGING_PREFIX}*")) == []
 
     # This process, the "worker", lived through it: the next job runs on the same engine.
-    healthy = new_job(make_wav(tmp_path / "stereo.wav"), django_capture_on_commit_callbacks)
-    assert run_submit(healthy, django_capture_on_commit_callbacks).get() == "succeeded"
+    healthy = jobs.new(make_wav(tmp_path / "stereo.wav"))
+    assert jobs.submit(healthy).get() == "succeeded"
     assert sorted(s.name for s in healthy.stems.all()) == MODEL_STEMS
     record_reliability("poison-message", jobs=2, crashes=1)
 
@@ -166,14 +178,11 @@ def test_engine_errors_cross_the_process_boundary_as_themselves(
 @pytest.mark.reliability("poison-message")
 @pytest.mark.django_db
 def test_progress_and_heartbeats_come_back_from_the_engine_process(
-    settings: Any,
-    media_root: Path,
-    tmp_path: Path,
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    jobs: Jobs, tmp_path: Path
 ) -> None:
     # Two 30 s blocks, then a quiet engine: fractions, then the last one repeated.
     long = make_wav(tmp_path / "long.wav", seconds=45, channels=1)
-    job = new_job(long, django_capture_on_commit_callbacks)
+    job = jobs.new(long)
     calls: list[float] = []
     result = LocalBackend().run(job, calls.append)
     try:
@@ -183,8 +192,7 @@ def test_progress_and_heartbeats_come_back_from_the_engine_process(
     finally:
         result.cleanup()
 
-    configure(
-        settings,
+    jobs.configure(
         RECONCILE_AFTER=0.4,
         ENGINE=f"{ENGINES}.SlowEngine",
         ENGINE_OPTIONS={"seconds": 1.0},
@@ -201,22 +209,21 @@ def test_progress_and_heartbeats_come_back_from_the_engine_process(
 @pytest.mark.reliability("poison-message")
 @pytest.mark.django_db
 def test_a_job_whose_runs_keep_dying_fails_instead_of_running_again(
-    settings: Any,
-    media_root: Path,
+    jobs: Jobs,
     wav_file: Path,
     failures: list[tuple[str, str, str]],
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    configure(settings, MAX_UNFINISHED_RUNS=3)
-    survivor = new_job(wav_file, django_capture_on_commit_callbacks)
+    jobs.configure(MAX_UNFINISHED_RUNS=3)
+    survivor = jobs.new(wav_file)
     # Two runs died (their count was never taken back): a third one still runs.
     SplitJob.objects.filter(pk=survivor.pk).update(unfinished_runs=2)
-    assert run_submit(survivor, django_capture_on_commit_callbacks).get() == "succeeded"
+    assert jobs.submit(survivor).get() == "succeeded"
     assert survivor.unfinished_runs == 0
 
-    poison = new_job(wav_file, django_capture_on_commit_callbacks)
+    poison = jobs.new(wav_file)
     SplitJob.objects.filter(pk=poison.pk).update(unfinished_runs=3, status="processing")
-    assert run_submit(poison, django_capture_on_commit_callbacks).get() == "failed: worker lost"
+    assert jobs.submit(poison).get() == "failed: worker lost"
     assert poison.status == SplitJob.Status.FAILED
     assert poison.error_code == "WORKER_LOST"
     assert "3 runs of this job in a row ended with their worker process" in poison.error_message
@@ -236,36 +243,27 @@ def test_a_job_whose_runs_keep_dying_fails_instead_of_running_again(
 @pytest.mark.reliability("poison-message")
 @pytest.mark.django_db
 def test_a_live_run_is_not_a_dead_one(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    jobs: Jobs, wav_file: Path, failures: list[tuple[str, str, str]]
 ) -> None:
     """Unfinished runs that still beat are alive: a second delivery waits, fails nothing."""
-    configure(settings, MAX_UNFINISHED_RUNS=3)
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
+    jobs.configure(MAX_UNFINISHED_RUNS=3)
+    job = jobs.new(wav_file)
     SplitJob.objects.filter(pk=job.pk).update(unfinished_runs=3, heartbeat_at=timezone.now())
-    outcome = run_submit(job, django_capture_on_commit_callbacks).get()
+    outcome = jobs.submit(job).get()
     assert outcome.startswith("skipped: ") and "another run is alive" in outcome
     assert (job.status, job.unfinished_runs) == ("pending", 3)  # nothing counted, nothing run
     assert failures == []
     # Once the heartbeat is older than the liveness window, those runs were dead.
     stale = timezone.now() - timedelta(seconds=liveness_window() + 1)
     SplitJob.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    assert run_submit(job, django_capture_on_commit_callbacks).get() == "failed: worker lost"
+    assert jobs.submit(job).get() == "failed: worker lost"
     assert job.error_code == "WORKER_LOST"
 
 
 @pytest.mark.reliability("poison-message")
 @pytest.mark.redis
 @pytest.mark.django_db
-def test_a_delivery_beside_a_live_run_is_sent_again_later(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    django_capture_on_commit_callbacks: Callable[..., Any],
-) -> None:
+def test_a_delivery_beside_a_live_run_is_sent_again_later(jobs: Jobs, wav_file: Path) -> None:
     """In a worker the second delivery becomes a new message for later, not a retry."""
     import uuid
 
@@ -276,8 +274,8 @@ def test_a_delivery_beside_a_live_run_is_sent_again_later(
 
     require(REDIS)
     queue = f"aiss-nowhere-{uuid.uuid4().hex[:8]}"
-    configure(settings, TASK_QUEUE=queue, RECONCILE_AFTER=4.0)
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
+    jobs.configure(TASK_QUEUE=queue, RECONCILE_AFTER=4.0)
+    job = jobs.new(wav_file)
     SplitJob.objects.filter(pk=job.pk).update(unfinished_runs=1, heartbeat_at=timezone.now())
     broker = redis.Redis.from_url(app.conf.broker_write_url)
     submit_split.push_request(
@@ -298,19 +296,15 @@ def test_a_delivery_beside_a_live_run_is_sent_again_later(
 @pytest.mark.reliability("poison-message")
 @pytest.mark.django_db
 def test_runs_that_end_in_an_error_do_not_count_as_dead(
-    settings: Any,
-    sandbox_factory: Callable[..., SandboxProcess],
-    media_root: Path,
-    wav_file: Path,
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    jobs: Jobs, settings: Any, sandbox_factory: Callable[..., SandboxProcess], wav_file: Path
 ) -> None:
     """Each retried run raised (the service kept answering 429/500): none is left counted."""
     sandbox = sandbox_factory(fail_rate=1.0, retry_after_seconds=0)
     settings.AISTEMSPLITTER = hosted_settings(
         sandbox, HTTP_MAX_RETRIES=0, TASK_MAX_RETRIES=3, MAX_UNFINISHED_RUNS=2
     )
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
-    result = run_submit(job, django_capture_on_commit_callbacks)
+    job = jobs.new(wav_file)
+    result = jobs.submit(job)
     assert result.failed()
     assert job.status == SplitJob.Status.FAILED
     assert job.error_code != "WORKER_LOST"
@@ -324,8 +318,7 @@ def test_runs_that_end_in_an_error_do_not_count_as_dead(
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db
 def test_an_invalid_stem_url_fails_the_job(
-    settings: Any,
-    media_root: Path,
+    jobs: Jobs,
     wav_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     failures: list[tuple[str, str, str]],
@@ -336,11 +329,9 @@ def test_an_invalid_stem_url_fails_the_job(
 
     url = "http://127.0.0.1/vocals\x00.wav"
     monkeypatch.setattr(FakeRemoteBackend, "stems", {"vocals": url})
-    configure(
-        settings, BACKEND=FAKE, ALLOW_HTTP_DOWNLOADS=True, ALLOWED_DOWNLOAD_HOSTS=["127.0.0.1"]
-    )
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
-    run_submit(job, django_capture_on_commit_callbacks)
+    jobs.configure(BACKEND=FAKE, ALLOW_HTTP_DOWNLOADS=True, ALLOWED_DOWNLOAD_HOSTS=["127.0.0.1"])
+    job = jobs.new(wav_file)
+    jobs.submit(job)
     with django_capture_on_commit_callbacks(execute=True):
         ingest_split.apply(args=[str(job.pk)])
     job.refresh_from_db()
@@ -353,13 +344,13 @@ def test_an_invalid_stem_url_fails_the_job(
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db
 def test_a_full_disk_fails_the_job_and_leaves_no_file(
+    jobs: Jobs,
     media_root: Path,
     wav_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
+    job = jobs.new(wav_file)
     real_save = FileSystemStorage._save
     saved: list[str] = []
 
@@ -370,7 +361,7 @@ def test_a_full_disk_fails_the_job_and_leaves_no_file(
         return str(real_save(self, name, content))
 
     monkeypatch.setattr(FileSystemStorage, "_save", save_until_full)
-    result = run_submit(job, django_capture_on_commit_callbacks)
+    result = jobs.submit(job)
     assert result.failed()
     assert job.status == SplitJob.Status.FAILED
     assert "No space left on device" in job.error_message
@@ -384,18 +375,17 @@ def test_a_full_disk_fails_the_job_and_leaves_no_file(
 @pytest.mark.parametrize("backend", ["local", "hosted"])
 def test_a_source_deleted_from_storage_fails_the_job(
     backend: str,
+    jobs: Jobs,
     settings: Any,
     sandbox: SandboxProcess,
-    media_root: Path,
     wav_file: Path,
     failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     if backend == "hosted":
         settings.AISTEMSPLITTER = hosted_settings(sandbox)
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
+    job = jobs.new(wav_file)
     Path(job.audio.path).unlink()
-    result = run_submit(job, django_capture_on_commit_callbacks)
+    result = jobs.submit(job)
     assert result.failed()
     assert job.status == SplitJob.Status.FAILED
     assert "FileNotFoundError" in job.error_message
@@ -415,15 +405,10 @@ def age(job: SplitJob, **fields: Any) -> None:
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db
 def test_reconcile_gives_up_after_its_attempts(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    sent: list[tuple[str, str]],
-    failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    jobs: Jobs, wav_file: Path, sent: list[tuple[str, str]], failures: list[tuple[str, str, str]]
 ) -> None:
-    configure(settings, RECONCILE_MAX_ATTEMPTS=2)
-    job = new_job(wav_file, django_capture_on_commit_callbacks)  # its submit is lost...
+    jobs.configure(RECONCILE_MAX_ATTEMPTS=2)
+    job = jobs.new(wav_file)  # its submit is lost...
     for _ in range(2):  # ...and so is every resubmission
         age(job)
         assert reconcile()["submitted"] == 1
@@ -442,26 +427,21 @@ def test_reconcile_gives_up_after_its_attempts(
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db
 def test_reconcile_fails_jobs_past_their_deadline(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    sent: list[tuple[str, str]],
-    failures: list[tuple[str, str, str]],
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    jobs: Jobs, wav_file: Path, sent: list[tuple[str, str]], failures: list[tuple[str, str, str]]
 ) -> None:
-    configure(settings, JOB_TIMEOUT=600.0)
+    jobs.configure(JOB_TIMEOUT=600.0)
     long_ago = timezone.now() - timedelta(seconds=601)
-    submitted = new_job(wav_file, django_capture_on_commit_callbacks)
+    submitted = jobs.new(wav_file)
     # Submitted too long ago, even though a worker beat just now.
     SplitJob.objects.filter(pk=submitted.pk).update(
         status="processing", submitted_at=long_ago, attempts=1, heartbeat_at=timezone.now()
     )
-    never_submitted = new_job(wav_file, django_capture_on_commit_callbacks)
+    never_submitted = jobs.new(wav_file)
     SplitJob.objects.filter(pk=never_submitted.pk).update(created_at=long_ago)
     # Retried (attempts behind it) and waiting for its new submission: no deadline yet.
-    retried = new_job(wav_file, django_capture_on_commit_callbacks)
+    retried = jobs.new(wav_file)
     SplitJob.objects.filter(pk=retried.pk).update(created_at=long_ago, attempts=1)
-    fresh = new_job(wav_file, django_capture_on_commit_callbacks)
+    fresh = jobs.new(wav_file)
 
     counts = reconcile()
     assert counts["timed_out"] == 2
@@ -475,42 +455,59 @@ def test_reconcile_fails_jobs_past_their_deadline(
     assert sorted(code for _, code, _ in failures) == ["JOB_TIMEOUT", "JOB_TIMEOUT"]
 
 
-def _submit_in_thread(job: SplitJob, outcome: list[Any]) -> threading.Thread:
-    def run() -> None:
-        try:
-            outcome.append(submit_split.apply(args=[str(job.pk)]).get())
-        except BaseException as exc:
-            outcome.append(exc)
-        finally:
-            connection.close()
+class SlowRun(NamedTuple):
+    """A job whose submit step runs in a thread (see ``start_slow_run``)."""
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
+    job: SplitJob
+    thread: threading.Thread  #: runs the job's submit step
+    outcome: list[Any]  #: what the step returned (or raised), once the thread ends
+    runs: Path  #: one file per engine run
+
+
+@pytest.fixture
+def start_slow_run(
+    jobs: Jobs, wav_file: Path, tmp_path: Path, sent: list[tuple[str, str]]
+) -> Callable[..., SlowRun]:
+    """Start a job whose submit runs in a thread on ``SlowEngine`` (quiet for ``seconds``).
+
+    It returns once the engine has started. The job is made in a committed
+    transaction, so its own submit message goes to ``sent``: the thread runs it.
+    """
+
+    def start(*, seconds: float, reconcile_after: float) -> SlowRun:
+        runs = tmp_path / "runs"
+        runs.mkdir()
+        jobs.configure(
+            RECONCILE_AFTER=reconcile_after,
+            ENGINE=f"{ENGINES}.SlowEngine",
+            ENGINE_OPTIONS={"seconds": seconds, "runs_dir": str(runs)},
+        )
+        job = services.split(wav_file)
+        outcome: list[Any] = []
+
+        def run() -> None:
+            try:
+                outcome.append(submit_split.apply(args=[str(job.pk)]).get())
+            except BaseException as exc:
+                outcome.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_for(lambda: any(runs.iterdir()), what="the engine to start")
+        return SlowRun(job, thread, outcome, runs)
+
+    return start
 
 
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db(transaction=True)
 def test_reconcile_leaves_a_long_running_job_alone(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    tmp_path: Path,
-    sent: list[tuple[str, str]],
+    start_slow_run: Callable[..., SlowRun], sent: list[tuple[str, str]]
 ) -> None:
     """The engine says nothing for seconds; the run's heartbeat keeps reconcile away."""
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    configure(
-        settings,
-        RECONCILE_AFTER=2.0,
-        ENGINE=f"{ENGINES}.SlowEngine",
-        ENGINE_OPTIONS={"seconds": 6.0, "runs_dir": str(runs)},
-    )
-    job = services.split(wav_file)  # its submit goes to ``sent``; the thread runs it
-    outcome: list[Any] = []
-    thread = _submit_in_thread(job, outcome)
-    wait_for(lambda: any(runs.iterdir()), what="the engine to start")
+    job, thread, outcome, runs = start_slow_run(seconds=6.0, reconcile_after=2.0)
     nudged = []
     while thread.is_alive():
         nudged.append(reconcile())
@@ -527,25 +524,9 @@ def test_reconcile_leaves_a_long_running_job_alone(
 @pytest.mark.reliability("terminal-states")
 @pytest.mark.django_db(transaction=True)
 def test_cancelling_stops_a_local_run(
-    settings: Any,
-    media_root: Path,
-    wav_file: Path,
-    tmp_path: Path,
-    temp_dir: Path,
-    sent: list[tuple[str, str]],
+    start_slow_run: Callable[..., SlowRun], media_root: Path, temp_dir: Path
 ) -> None:
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    configure(
-        settings,
-        RECONCILE_AFTER=1.0,
-        ENGINE=f"{ENGINES}.SlowEngine",
-        ENGINE_OPTIONS={"seconds": 120.0, "runs_dir": str(runs)},
-    )
-    job = services.split(wav_file)  # its submit goes to ``sent``; the thread runs it
-    outcome: list[Any] = []
-    thread = _submit_in_thread(job, outcome)
-    wait_for(lambda: any(runs.iterdir()), what="the engine to start")
+    job, thread, outcome, _ = start_slow_run(seconds=120.0, reconcile_after=1.0)
     assert services.cancel(job)
     thread.join(60)
     assert not thread.is_alive(), "the run went on after the job was cancelled"
@@ -560,11 +541,9 @@ def test_cancelling_stops_a_local_run(
 
 
 @pytest.fixture
-def finished_job(
-    media_root: Path, wav_file: Path, django_capture_on_commit_callbacks: Callable[..., Any]
-) -> SplitJob:
-    job = new_job(wav_file, django_capture_on_commit_callbacks)
-    assert run_submit(job, django_capture_on_commit_callbacks).get() == "succeeded"
+def finished_job(jobs: Jobs, media_root: Path, wav_file: Path) -> SplitJob:
+    job = jobs.new(wav_file)
+    assert jobs.submit(job).get() == "succeeded"
     assert len(files_under(media_root)) == 5
     return job
 

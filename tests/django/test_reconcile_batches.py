@@ -23,9 +23,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_aistemsplitter import dispatch, steps
+from django_aistemsplitter import steps
 from django_aistemsplitter.dispatch import Step
 from django_aistemsplitter.models import SplitJob, SplitStatus
+from tests.django.test_ingest_lock import sent_fixture  # noqa: F401 - the fixture "sent"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -46,20 +47,6 @@ def reconcile_settings(settings: Any) -> dict[str, Any]:
         "RECONCILE_BATCH_SIZE": 500,
     }
     return settings.AISTEMSPLITTER  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Step, str]]:
-    """Every step sent to the workers (the dispatch sender replaced by a recorder)."""
-    messages: list[tuple[Step, str]] = []
-    lock = threading.Lock()
-
-    def record(step: Step, job_id: str, kwargs: dict[str, Any], countdown: float | None) -> None:
-        with lock:
-            messages.append((step, job_id))
-
-    monkeypatch.setattr(dispatch, "_sender", record)
-    return messages
 
 
 def stale_jobs(count: int) -> list[str]:

@@ -31,15 +31,11 @@ def stem_files(media: Path, job: SplitJob) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def submitted_job(
-    settings: Any,
-    sandbox: SandboxProcess,
-    wav_file: Path,
-    capture: Callable[..., Any],
-    **extra: Any,
+def submit_and_finish(
+    settings: Any, sandbox: SandboxProcess, wav_file: Path, capture: Callable[..., Any]
 ) -> SplitJob:
     """A job submitted to ``sandbox`` whose remote split has finished."""
-    settings.AISTEMSPLITTER = hosted_settings(sandbox, **extra)
+    settings.AISTEMSPLITTER = hosted_settings(sandbox)
     with capture():
         job = services.split(wav_file)
         submit_split.apply(args=[str(job.pk)]).get()
@@ -48,6 +44,18 @@ def submitted_job(
     with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
         client.wait_for_split(job.remote_id, timeout=30, interval=0.1)
     return job
+
+
+@pytest.fixture
+def submitted_job(
+    settings: Any,
+    sandbox: SandboxProcess,
+    media_root: Path,
+    wav_file: Path,
+    django_capture_on_commit_callbacks: Callable[..., Any],
+) -> SplitJob:
+    """A job submitted to the session's sandbox whose remote split has finished."""
+    return submit_and_finish(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
 
 
 @pytest.mark.django_db
@@ -59,7 +67,7 @@ def test_redelivered_submit_creates_one_remote_split(
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
     sandbox = sandbox_factory()
-    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    job = submit_and_finish(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
     first = job.remote_id
     with django_capture_on_commit_callbacks():
         # Delivered again while already submitted: a no-op.
@@ -77,13 +85,12 @@ def test_redelivered_submit_creates_one_remote_split(
 
 @pytest.mark.django_db
 def test_ingest_twice_stores_each_stem_once(
-    settings: Any,
+    submitted_job: SplitJob,
     sandbox: SandboxProcess,
     media_root: Path,
-    wav_file: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    job = submitted_job
     with django_capture_on_commit_callbacks(execute=True):
         assert ingest_split.apply(args=[str(job.pk)]).get() == "stored"
         assert ingest_split.apply(args=[str(job.pk)]).get().startswith("skipped")
@@ -99,13 +106,11 @@ def test_ingest_twice_stores_each_stem_once(
 
 @pytest.mark.django_db
 def test_redownload_replaces_stems_in_place(
-    settings: Any,
-    sandbox: SandboxProcess,
+    submitted_job: SplitJob,
     media_root: Path,
-    wav_file: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
 ) -> None:
-    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    job = submitted_job
     with django_capture_on_commit_callbacks(execute=True):
         ingest_split.apply(args=[str(job.pk)]).get()
     vocals = job.stems.get(name="vocals")
@@ -164,14 +169,13 @@ def test_concurrent_ingests_store_each_stem_once(
 )
 def test_refused_downloads_fail_the_job_and_store_nothing(
     settings: Any,
-    sandbox: SandboxProcess,
+    submitted_job: SplitJob,
     media_root: Path,
-    wav_file: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
     extra: dict[str, Any],
     message: str,
 ) -> None:
-    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    job = submitted_job
     settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, **extra}
     with django_capture_on_commit_callbacks(execute=True):
         assert ingest_split.apply(args=[str(job.pk)]).get() == "failed"
@@ -186,14 +190,14 @@ def test_refused_downloads_fail_the_job_and_store_nothing(
 def test_unsafe_stem_name_fails_the_job(
     settings: Any,
     sandbox: SandboxProcess,
+    submitted_job: SplitJob,
     media_root: Path,
     wav_file: Path,
     django_capture_on_commit_callbacks: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
     with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
-        url = client.get_split(real.remote_id).stems["vocals"]
+        url = client.get_split(submitted_job.remote_id).stems["vocals"]
     monkeypatch.setattr(FakeRemoteBackend, "stems", {"vocals": url, "../../x": url})
     settings.AISTEMSPLITTER = {**settings.AISTEMSPLITTER, "BACKEND": FAKE}
     with django_capture_on_commit_callbacks(execute=True):
@@ -371,19 +375,14 @@ def test_failed_commit_leaves_no_files_and_a_retry_recovers(
 
 @pytest.mark.django_db
 def test_staging_stems_keeps_the_job_from_looking_stuck(
-    settings: Any,
-    sandbox: SandboxProcess,
-    media_root: Path,
-    wav_file: Path,
-    tmp_path: Path,
-    django_capture_on_commit_callbacks: Callable[..., Any],
+    submitted_job: SplitJob, sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     """Each staged stem refreshes ``updated_at``, so reconcile does not queue a second ingest."""
     from datetime import timedelta
 
     from django_aistemsplitter.ingest import stage_remote_stems
 
-    job = submitted_job(settings, sandbox, wav_file, django_capture_on_commit_callbacks)
+    job = submitted_job
     long_ago = timezone.now() - timedelta(hours=2)
     SplitJob.objects.filter(pk=job.pk).update(updated_at=long_ago)
     with AiStemSplitter(api_key=sandbox.api_key, base_url=sandbox.base_url) as client:
