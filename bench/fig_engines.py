@@ -94,7 +94,8 @@ def separation_rss(ctx: Context) -> Result:
     return Result(
         growth,
         f"peak RSS {short_peak:.0f} MiB on a {short:g} s song",
-        f"spectral engine, separate_file, fresh process each: {long:g} s song peaks at "
+        f"spectral engine, separate_file, fresh process each with the environment the "
+        f"worker gives the engine's process (its process_env): {long:g} s song peaks at "
         f"{long_peak:.0f} MiB (imports alone {imported:.0f} MiB); growth = long - short peak",
         met=growth < 32,
     )

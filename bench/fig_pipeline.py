@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -189,6 +190,47 @@ def _cpu_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+#: Who uses the machine's CPUs during a throughput run, by command line.
+_CPU_GROUPS = (
+    ("workers", "celery"),
+    ("sandbox", "sandbox"),
+    ("gunicorn", "gunicorn"),
+    ("PostgreSQL", "postgres"),
+    ("Redis", "redis-server"),
+)
+
+
+def _cpu_by_group(own_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each group of processes.
+
+    Read from ``/proc/<pid>/stat`` of every process, with the time of its children
+    that exited. The bench's own process is its own group; anything else (the
+    machine's other work) is "other". The kernel's own work (loopback networking
+    in soft interrupts) is in no process: the groups add up to less than the
+    machine's busy time.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # utime + stime, and cutime + cstime: children that exited (and were waited for).
+        seconds = sum(int(value) for value in fields[11:15]) / tick
+        if int(entry) == own_pid:
+            group = "bench"
+        else:
+            group = next((name for name, key in _CPU_GROUPS if key in command), "other")
+        totals[group] = totals.get(group, 0.0) + seconds
+    return totals
+
+
 def throughput(ctx: Context, workers: int, count: int) -> tuple[float, str]:
     """Jobs per minute of ``workers`` solo worker processes on one queue; (rate, check).
 
@@ -210,11 +252,13 @@ def throughput(ctx: Context, workers: int, count: int) -> tuple[float, str]:
     ]
     started = time.time()
     busy_before, total_before = _cpu_ticks()
+    groups_before = _cpu_by_group(os.getpid())
     with override_settings(AISTEMSPLITTER=settings):
         for job_id in ids:
             send(Step.SUBMIT, job_id)
     django_jobs.wait_terminal(ids, timeout=900, interval=0.05)
     busy_after, total_after = _cpu_ticks()
+    groups_after = _cpu_by_group(os.getpid())
     machine_busy = (busy_after - busy_before) / max(1, total_after - total_before)
     jobs = SplitJob.objects.filter(pk__in=ids)
     last = max(j.finished_at.timestamp() for j in jobs if j.finished_at)
@@ -238,6 +282,15 @@ def throughput(ctx: Context, workers: int, count: int) -> tuple[float, str]:
         f"all {count} succeeded, 4 stems each, {splits} remote splits: none lost or duplicated"
     )
     check += f"; the machine's CPUs were {machine_busy:.0%} busy during the run"
+    used = {
+        name: groups_after.get(name, 0.0) - groups_before.get(name, 0.0) for name in groups_after
+    }
+    per_job = ", ".join(
+        f"{name} {seconds / count * 1000:.0f}"
+        for name, seconds in sorted(used.items(), key=lambda item: -item[1])
+        if seconds > 0
+    )
+    check += f"; CPU ms per job: {per_job}"
     return count / seconds * 60, check
 
 

@@ -15,6 +15,7 @@ decodes an N-second song at once and separates it in one call (no streaming).
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import _common
 
+from django_aistemsplitter.engines import get_engine_class
 from django_aistemsplitter.sandbox.synth import write_demo_song
 
 PEAK = _common.PEAK_SOURCE
@@ -58,8 +60,12 @@ print(peak())
 )
 
 
-def peak_mib(code: str, *args: str) -> tuple[float, float]:
-    """Run ``code`` in a fresh interpreter; (peak RSS in MiB, wall seconds)."""
+def peak_mib(code: str, *args: str, engine: str = "spectral") -> tuple[float, float]:
+    """Run ``code`` in a fresh interpreter; (peak RSS in MiB, wall seconds).
+
+    The interpreter gets the environment a worker gives ``engine``'s process
+    (its ``process_env``, e.g. glibc's malloc setting), as a worker runs it.
+    """
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", code, *args],
@@ -67,6 +73,7 @@ def peak_mib(code: str, *args: str) -> tuple[float, float]:
         capture_output=True,
         text=True,
         cwd=_common.ROOT,
+        env={**get_engine_class(engine).process_env, **os.environ},
     )
     return int(out.stdout.split()[-1]) / 1024, time.perf_counter() - started
 
@@ -75,14 +82,15 @@ def measure(
     short: float, long: float, engine: str = "spectral", whole: float = 0.0
 ) -> list[tuple[str, float, float, float]]:
     """Rows of (run, audio seconds, peak RSS MiB, wall seconds), import-only first."""
-    rows = [("import only", 0.0, *peak_mib(IMPORT_ONLY))]
+    rows = [("import only", 0.0, *peak_mib(IMPORT_ONLY, engine=engine))]
     with tempfile.TemporaryDirectory() as tmp:
         for label, seconds in (("streamed", short), ("streamed", long)):
             song = write_demo_song(Path(tmp) / f"song{seconds:g}.wav", seconds)
-            rows.append((label, seconds, *peak_mib(STREAMED, str(song), engine, tmp)))
+            peak = peak_mib(STREAMED, str(song), engine, tmp, engine=engine)
+            rows.append((label, seconds, *peak))
         if whole:
             song = write_demo_song(Path(tmp) / "whole.wav", whole)
-            rows.append(("whole in RAM", whole, *peak_mib(WHOLE, str(song), engine)))
+            rows.append(("whole in RAM", whole, *peak_mib(WHOLE, str(song), engine, engine=engine)))
     return rows
 
 

@@ -67,16 +67,19 @@ class EngineCrashedError(EngineError):
 # --- the parent --------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(engine: str) -> dict[str, str]:
     """The worker's environment, with its import path, so dotted engine paths resolve.
 
-    glibc's malloc settings pass through unchanged and none are added: a fixed
-    ``MALLOC_MMAP_THRESHOLD_`` keeps a long song's peak at a short one's (about
-    30 MiB less) but costs the spectral engine some 60 % more CPU (see the
-    ``separation_rss_growth_mb`` notes in docs/topics/benchmarks.md), so it is
-    the site's choice, made on the worker.
+    Adds the engine's :attr:`~.base.Engine.process_env` where the worker's
+    environment has no value of its own: a site's own tuning passes through
+    unchanged. (An engine that cannot be found adds nothing here; the child
+    reports why it cannot load it.)
     """
-    env = dict(os.environ)
+    try:
+        wanted = dict(get_engine_class(engine).process_env)
+    except (AiStemSplitterError, ImportError):
+        wanted = {}
+    env = {**wanted, **os.environ}
     paths = [p for p in sys.path if p]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -164,7 +167,7 @@ def separate_in_child(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=_child_env(),
+            env=_child_env(engine),
         )
         assert child.stdin is not None and child.stdout is not None
         lines: queue.Queue[bytes | None] = queue.Queue()
