@@ -19,6 +19,7 @@ from django.db.models.fields.files import FieldFile
 __all__ = [
     "BUFFER_SIZE",
     "FIRST_WINDOW",
+    "HEAD_KEPT",
     "LAST_WINDOW",
     "S3_MODULE",
     "RangeReader",
@@ -51,6 +52,12 @@ def is_s3_storage(storage: Any) -> bool:
 FIRST_WINDOW = 1024**2
 LAST_WINDOW = 64 * 1024**2
 
+#: The file's first bytes a reader keeps once read. A decoder reads a header, seeks
+#: about in it and comes back (libsndfile reads a WAV's first bytes, then seeks to
+#: its data at byte 44): without these, every return to the start is another
+#: ranged ``GET``, which on a slow store costs as much as the read itself.
+HEAD_KEPT = 64 * 1024
+
 
 class RangeReader(io.RawIOBase):
     """A seekable reader of ``size`` remote bytes, fetched in ranges, one at a time.
@@ -58,8 +65,10 @@ class RangeReader(io.RawIOBase):
     Reading forward consumes one streamed response for a window of the file
     (``Range: bytes=<pos>-<end>``), then asks for the next, twice as large, up to
     :data:`LAST_WINDOW`; a seek elsewhere drops the response and starts again
-    from :data:`FIRST_WINDOW`, so never more than one read is held. Subclasses
-    say how a range is fetched (:meth:`_fetch`) and released (:meth:`_release`).
+    from :data:`FIRST_WINDOW`, so never more than one read is held. The file's
+    first :data:`HEAD_KEPT` bytes are kept once read, so a decoder going back to
+    its header costs no request. Subclasses say how a range is fetched
+    (:meth:`_fetch`) and released (:meth:`_release`).
     """
 
     def __init__(self, size: int) -> None:
@@ -74,6 +83,7 @@ class RangeReader(io.RawIOBase):
         self._body_pos = -1
         self._body_end = -1
         self._window = FIRST_WINDOW
+        self._head = bytearray()
 
     @property
     def size(self) -> int:
@@ -106,6 +116,11 @@ class RangeReader(io.RawIOBase):
         wanted = min(len(buffer), self._size - self._pos)
         if wanted <= 0:
             return 0
+        if self._pos < len(self._head):
+            count = min(wanted, len(self._head) - self._pos)
+            buffer[:count] = self._head[self._pos : self._pos + count]
+            self._pos += count
+            return count
         if self._body is not None and self._body_pos == self._body_end == self._pos:
             self._window = min(self._window * 2, LAST_WINDOW)  # reading on: a larger range
             self._drop_body()
@@ -118,6 +133,8 @@ class RangeReader(io.RawIOBase):
             self._body_pos, self._body_end = self._pos, end
         data = self._read(self._body, min(wanted, self._body_end - self._pos))
         count = len(data)
+        if self._pos == len(self._head) < HEAD_KEPT:
+            self._head += data[: HEAD_KEPT - self._pos]
         buffer[:count] = data
         self._pos += count
         self._body_pos += count
