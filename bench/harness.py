@@ -266,6 +266,22 @@ class Context:
         client = redis_lib.Redis.from_url(self.broker_url)
         client.delete(queue)
 
+    def wait_drained(self, queue: str, timeout: float = 600.0) -> float:
+        """Wait until ``queue`` is empty and no message is being worked on; ``time.time()``.
+
+        kombu's Redis transport keeps a queue as a list and the messages workers
+        hold (``acks_late``: until the task returns) in its ``unacked`` hash.
+        """
+        import redis as redis_lib
+
+        client = redis_lib.Redis.from_url(self.broker_url)
+
+        def drained() -> bool:
+            return not client.llen(queue) and not client.hlen("unacked")
+
+        wait_until(drained, timeout, f"queue {queue} to drain", interval=0.02)
+        return time.time()
+
     # -- sandbox, gunicorn, workers, moto ------------------------------------------
 
     def sandbox(self, key: str, **options: Any) -> Any:
@@ -298,6 +314,9 @@ class Context:
             "warning",
             "--timeout",
             "120",
+            # The project is loaded before the port opens and the workers fork
+            # ready: no worker is still importing Django while a figure measures.
+            "--preload",
         ]
         process = self.spawn(f"{name}-{port}", args, self.bench_env(settings))
         url = f"http://127.0.0.1:{port}"

@@ -12,6 +12,9 @@ import sys
 
 from tests.services import POSTGRES, in_ci, port_open
 
+#: Set in a worker's environment: it keeps its database connections between tasks.
+KEEP_CONNECTIONS_ENV = "AISTEMSPLITTER_TEST_KEEP_CONNECTIONS"
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
@@ -73,6 +76,11 @@ if port_open(_pg_host, _pg_port) or in_ci():
     # the test database the test process created.
     if os.environ.get("AISTEMSPLITTER_WORKER_DB_NAME"):
         DATABASES["default"]["NAME"] = os.environ["AISTEMSPLITTER_WORKER_DB_NAME"]
+    # A worker that keeps its connections between tasks, as docs/topics/celery.md
+    # recommends (tests/django/test_worker_connections.py).
+    if os.environ.get(KEEP_CONNECTIONS_ENV):
+        DATABASES["default"].update(CONN_MAX_AGE=600, CONN_HEALTH_CHECKS=True)
+        CELERY_DB_REUSE_MAX = 1000
 else:
     print(
         f"\n!!! {_pg_name} is not reachable on {_pg_host}:{_pg_port}: "

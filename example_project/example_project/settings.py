@@ -110,6 +110,9 @@ elif env("POSTGRES_DB") or env("PGHOST"):
             "PASSWORD": env("POSTGRES_PASSWORD") or env("PGPASSWORD") or "",
             "HOST": env("PGHOST", "127.0.0.1"),
             "PORT": env("PGPORT", "5432"),
+            # Kept between requests and between tasks (CELERY_DB_REUSE_MAX below).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
         }
     }
 else:
@@ -142,6 +145,8 @@ CELERY_TASK_ALWAYS_EAGER = not env("CELERY_BROKER_URL")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery otherwise opens a database connection for every task (docs/topics/celery.md).
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE = {
     "aistemsplitter-reconcile": {
         "task": "django_aistemsplitter.tasks.reconcile_splits",

@@ -63,7 +63,10 @@ def worker_factory(
     started: list[WorkerProcess] = []
 
     def make(
-        aistemsplitter: dict[str, Any], storages: dict[str, Any] | None = None
+        aistemsplitter: dict[str, Any],
+        storages: dict[str, Any] | None = None,
+        extra_env: dict[str, str] | None = None,
+        concurrency: int = 2,
     ) -> WorkerProcess:
         worker = start_worker(
             db_name=connection.settings_dict["NAME"],
@@ -71,6 +74,8 @@ def worker_factory(
             log_dir=tmp_path,
             aistemsplitter=aistemsplitter,
             storages=storages,
+            extra_env=extra_env,
+            concurrency=concurrency,
         )
         started.append(worker)
         settings.AISTEMSPLITTER = {**aistemsplitter, "TASK_QUEUE": worker.queue}
