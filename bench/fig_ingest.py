@@ -149,7 +149,11 @@ def ingest_in_child(
     report = json.loads(out.stdout.strip().splitlines()[-1])
     if report["status"] != "succeeded" or report["stems"] != 4:
         raise RuntimeError(f"ingest did not store 4 stems: {report}")
+    # One job per remote split: the next ingest's warm-up makes its own.
     drop_stems(warmup_job)
+    from django_aistemsplitter.models import SplitJob
+
+    SplitJob.objects.filter(pk=warmup_job).delete()
     return report
 
 

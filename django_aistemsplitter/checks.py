@@ -436,7 +436,7 @@ def check_job_lifetime(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         return []
     messages = _not_positive(
         ("MAX_UNFINISHED_RUNS", "RECONCILE_MAX_ATTEMPTS", "RECONCILE_BATCH_SIZE"),
-        "aistemsplitter.E020",
+        check_id="aistemsplitter.E020",
     )
     timeout = get_setting("JOB_TIMEOUT")
     if timeout in (None, 0):
@@ -497,7 +497,7 @@ def check_audio_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     if not _settings_ok():
         return []
     messages = _not_positive(
-        _AUDIO_LIMITS, "aistemsplitter.E030", fractional={"MAX_DURATION_SECONDS"}
+        _AUDIO_LIMITS, check_id="aistemsplitter.E030", fractional={"MAX_DURATION_SECONDS"}
     )
     if messages:
         return messages
@@ -643,7 +643,7 @@ def check_direct_uploads(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
     if not _settings_ok():
         return []
     messages = _not_positive(
-        ("UPLOAD_TICKET_TTL", "MAX_OPEN_UPLOAD_TICKETS"), "aistemsplitter.E061"
+        ("UPLOAD_TICKET_TTL", "MAX_OPEN_UPLOAD_TICKETS"), check_id="aistemsplitter.E061"
     )
     chosen = get_setting("DIRECT_UPLOAD")
     if chosen is None:

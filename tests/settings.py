@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 from tests.services import POSTGRES, in_ci, port_open
 
@@ -61,6 +62,7 @@ TEMPLATES = [
 ]
 
 _pg_name, _pg_host, _pg_port = POSTGRES
+DATABASES: dict[str, dict[str, Any]]
 if port_open(_pg_host, _pg_port) or in_ci():
     DATABASES = {
         "default": {

@@ -30,6 +30,7 @@ from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def emitted_checks() -> dict[str, list[str]]:
     return found
 
 
-class ChecksTable(Directive):
+class ChecksTable(SphinxDirective):
     """The system checks, as ``checks.py`` documents them, verified against the code."""
 
     has_content = False
