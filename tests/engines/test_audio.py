@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from django_aistemsplitter.engines.audio import (
     fit_length,
@@ -161,3 +162,23 @@ def test_fit_length_trims_and_pads():
     padded = fit_length(audio, 12)
     assert padded.shape == (2, 12)
     assert padded[:, 10:].sum() == 0
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("wav", "PCM_16"), ("wav", "FLOAT"), ("flac", None)])
+def test_files_written_without_a_disk_sync_are_soundfiles_own_bytes(
+    tmp_path: Path, fmt: str, subtype: str | None
+) -> None:
+    # Our writers skip libsndfile's fsync at close; nothing else may change: the
+    # header is completed and every frame is there, as soundfile writes them.
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal((2, 44100)) * 0.2).astype(np.float32)
+    ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / f"theirs.{fmt}"
+    with open_writer(ours, 44100, 2, fmt, subtype) as writer:
+        writer.write(audio[:, :20000])
+        writer.write(audio[:, 20000:])
+    kind = {"wav": "WAV", "flac": "FLAC"}[fmt]
+    sf.write(theirs, audio.T, 44100, format=kind, subtype=subtype or "PCM_16")
+    assert ours.read_bytes() == theirs.read_bytes()
+    one_shot = tmp_path / f"one_shot.{fmt}"
+    write_audio(one_shot, audio, 44100, fmt, subtype)
+    assert one_shot.read_bytes() == theirs.read_bytes()
