@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from django_aistemsplitter.client._transport import shared_ssl_context
 from django_aistemsplitter.engines.audio import AudioInfo, probe
 from django_aistemsplitter.exceptions import AudioDecodeError
 from django_aistemsplitter.sandbox.errors import ApiError
@@ -56,7 +57,10 @@ def fetch_url(url: str, dest: Path, limit: int) -> None:
     try:
         with (
             httpx.Client(
-                timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True, max_redirects=MAX_REDIRECTS
+                timeout=FETCH_TIMEOUT_SECONDS,
+                follow_redirects=True,
+                max_redirects=MAX_REDIRECTS,
+                verify=shared_ssl_context(),  # not the CA bundle loaded again per input
             ) as http,
             http.stream("GET", url) as response,
         ):

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from django_aistemsplitter import contract
+from django_aistemsplitter.client._transport import shared_ssl_context
 from django_aistemsplitter.client.signing import sign_payload
 from django_aistemsplitter.sandbox.config import SandboxConfig
 from django_aistemsplitter.sandbox.store import Split, Stats, new_id
@@ -147,7 +148,8 @@ class WebhookDispatcher:
             return None
 
     def _loop(self) -> None:
-        with httpx.Client(timeout=self._config.webhook_timeout) as http:
+        context = shared_ssl_context()
+        with httpx.Client(timeout=self._config.webhook_timeout, verify=context) as http:
             while (delivery := self._next_due()) is not None:
                 self._attempt(http, delivery)
 
